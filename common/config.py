@@ -1,0 +1,84 @@
+"""The one frozen run configuration, shared by compare.py and both framework workers.
+
+A `RunConfig` is fully resolved (no None left for a framework to fill with its own default) and
+is saved with every result record, so a number can always be traced to what produced it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+from common.errors import UserError
+from common.specs import ArchSpec, ConvBlock
+
+FRAMEWORKS = ("keras", "torch")
+DEVICES = ("auto", "cpu", "cuda")
+INITS = ("shared", "native")
+
+
+@dataclass(frozen=True)
+class TaskDefaults:
+    """What a task uses when the user does not say otherwise."""
+
+    model: str
+    epochs: int
+    batch_size: int
+    val_size: int
+
+
+TASK_DEFAULTS: dict[str, TaskDefaults] = {
+    "digits": TaskDefaults(model="digits_cnn", epochs=20, batch_size=32, val_size=300),
+    "mnist": TaskDefaults(model="mnist_cnn", epochs=5, batch_size=64, val_size=5000),
+    "cifar10": TaskDefaults(model="cifar10_cnn", epochs=20, batch_size=64, val_size=5000),
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    task: str
+    model: str
+    arch: ArchSpec
+    optimizer: dict  # full hyperparameters from common.optim.resolve_optimizer
+    epochs: int
+    batch_size: int
+    seed: int = 0  # weight init, epoch order, dropout
+    split_seed: int = 0  # train/validation split (kept fixed across --repeats)
+    train_size: int | None = None  # None: everything left after the validation set
+    val_size: int = 5000
+    restore_best: bool = True  # restore the weights with the best validation loss before testing
+    init: str = "shared"
+    deterministic: bool = True  # the frameworks' deterministic modes (disables Keras' XLA)
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    device: str = "auto"
+    data_dir: str | None = None
+    cache_dir: str | None = None
+    download: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, "--epochs must be at least 1"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.threads >= 1, "--threads must be at least 1"),
+            (self.val_size >= 1, "--val-size must be at least 1"),
+            (self.train_size is None or self.train_size >= 1, "--train-size must be at least 1"),
+            (self.device in DEVICES, f"--device must be one of: {', '.join(DEVICES)}"),
+            (self.init in INITS, f"--init must be one of: {', '.join(INITS)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        data = dict(data)
+        arch = dict(data.pop("arch"))
+        arch["blocks"] = tuple(
+            ConvBlock(**{**b, "filters": tuple(b["filters"])}) for b in arch["blocks"]
+        )
+        arch["dense"] = tuple(arch["dense"])
+        return cls(arch=ArchSpec(**arch), **data)

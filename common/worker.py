@@ -1,0 +1,152 @@
+"""What one framework process does, top to bottom: config -> data -> model -> train -> test -> record.
+
+`keras_impl.train.main` and `torch_impl.train.main` call `run_job` with their own Trainer factory,
+so both processes load the same data, split and initial weights, and write the same record schema.
+Each framework runs in its own process: this module never imports a framework.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from common.config import RunConfig
+from common.data import load_dataset
+from common.errors import UserError
+from common.init import initial_weights
+from common.loop import Callbacks, Trainer, fit
+from common.metrics import confusion, score
+from common.records import base_environment, write_json_atomic
+from common.specs import count_params
+from common.splits import make_split
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Float32 NHWC arrays in [0, 1], split, ready to feed in memory."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    class_names: tuple[str, ...]
+    split_hash: str
+
+
+def prepare_data(cfg: RunConfig) -> PreparedData:
+    ds = load_dataset(cfg.task, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir, download=cfg.download)
+    split = make_split(len(ds.x_train), cfg.val_size, cfg.train_size, cfg.split_seed)
+
+    def scale(x: np.ndarray) -> np.ndarray:
+        return x.astype(np.float32) / np.float32(255.0)
+
+    return PreparedData(
+        x_train=scale(ds.x_train[split.train]), y_train=ds.y_train[split.train].astype(np.int64),
+        x_val=scale(ds.x_train[split.val]), y_val=ds.y_train[split.val].astype(np.int64),
+        x_test=scale(ds.x_test), y_test=ds.y_test.astype(np.int64),
+        input_shape=tuple(int(d) for d in ds.x_train.shape[1:]),
+        num_classes=len(ds.class_names), class_names=ds.class_names, split_hash=split.hash,
+    )
+
+
+@dataclass(frozen=True)
+class Job:
+    """What compare.py hands a framework process: the config and where the record goes."""
+
+    config: RunConfig
+    record_path: str
+    repeat: int = 0
+    callbacks: Callbacks = Callbacks()
+
+    def to_dict(self) -> dict:
+        return {"config": self.config.to_dict(), "record_path": self.record_path,
+                "repeat": self.repeat, "callbacks": self.callbacks.__dict__}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Job":
+        cb = dict(data.get("callbacks", {}))
+        if cb.get("reduce_lr") is not None:
+            cb["reduce_lr"] = tuple(cb["reduce_lr"])
+        return cls(config=RunConfig.from_dict(data["config"]), record_path=data["record_path"],
+                   repeat=data.get("repeat", 0), callbacks=Callbacks(**cb))
+
+
+TrainerFactory = Callable[[RunConfig, PreparedData, "list[dict] | None"], Trainer]
+
+
+def run_job(framework: str, job: Job, make_trainer: TrainerFactory, environment: dict) -> dict:
+    """Train and test one framework; write and return its record."""
+    cfg = job.config
+    t0 = time.perf_counter()
+    data = prepare_data(cfg)
+    data_seconds = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    weights = (initial_weights(cfg.arch, data.input_shape, data.num_classes, cfg.seed)
+               if cfg.init == "shared" else None)
+    trainer = make_trainer(cfg, data, weights)
+    build_seconds = time.perf_counter() - t0
+
+    result = fit(trainer, data.x_train, data.y_train, data.x_val, data.y_val,
+                 epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
+                 lr=cfg.optimizer["lr"], callbacks=job.callbacks)
+    test_logits = trainer.predict(data.x_test)
+    test = score(test_logits, data.y_test)
+    record = {
+        "task": cfg.task,
+        "framework": framework,
+        "model": cfg.model,
+        "repeat": job.repeat,
+        "seed": cfg.seed,
+        "config": cfg.to_dict(),
+        "callbacks": job.callbacks.__dict__,
+        "params": trainer.params,
+        "expected_params": count_params(cfg.arch, data.input_shape, data.num_classes),
+        "train_size": len(data.x_train),
+        "val_size": len(data.x_val),
+        "test_size": len(data.x_test),
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
+        "train_seconds": result.train_seconds,
+        "epoch_seconds": result.epoch_seconds,
+        "first_epoch_overhead_seconds": result.first_epoch_overhead_seconds,
+        "excluded_from_timing": {"data_loading_seconds": data_seconds,
+                                 "model_build_seconds": build_seconds},
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "diverged": result.diverged,
+        "history": result.history,
+        "confusion_matrix": confusion(test_logits, data.y_test, data.num_classes),
+        "class_names": list(data.class_names),
+        "split_hash": data.split_hash,
+        "environment": {**base_environment(cfg.threads, trainer.device), **environment},
+    }
+    write_json_atomic(job.record_path, record)
+    return record
+
+
+def worker_main(framework: str, setup: Callable[[RunConfig], dict], make_trainer: TrainerFactory) -> None:
+    """Entry point of `python -m {keras,torch}_impl.train JOB.json`.
+
+    `setup` configures the framework (threads, determinism, device) before anything runs and
+    returns its version facts for the record. User errors become one line and a non-zero exit.
+    """
+    try:
+        job = Job.from_dict(json.loads(Path(sys.argv[1]).read_text()))
+        environment = setup(job.config)
+        run_job(framework, job, make_trainer, environment)
+    except UserError as err:
+        print(f"error: {framework}: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

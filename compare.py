@@ -1,0 +1,225 @@
+"""Train the same CNN in Keras and PyTorch on one shared split and compare them.
+
+    python compare.py --task cifar10 --framework both
+
+Reads top to bottom: parse flags -> resolve one RunConfig -> check the data (before anything is
+written) -> run each framework in its own process (`python -m {keras,torch}_impl.train JOB`) ->
+build the markdown report from the records they wrote -> print the table last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common.config import DEVICES, FRAMEWORKS, INITS, TASK_DEFAULTS, RunConfig
+from common.data import TASK_NAMES, load_dataset
+from common.errors import UserError
+from common.loop import Callbacks
+from common.optim import OPTIMIZERS, resolve_optimizer
+from common.records import load_records, write_json_atomic, write_text_atomic
+from common.report import difference_lines, markdown_table, render_report
+from common.specs import PRESETS, customize, get_preset, layer_table, parse_filters
+from common.splits import make_split
+from common.worker import Job
+
+ROOT = Path(__file__).resolve().parent
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (no usage dump) and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _plateau(text: str) -> tuple[float, int, float]:
+    try:
+        factor, patience, min_lr = text.split(",")
+        result = (float(factor), int(patience), float(min_lr))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected FACTOR,PATIENCE,MIN_LR such as 0.1,3,1e-5, got {text!r}") from None
+    if not 0 < result[0] < 1 or result[1] < 1:
+        raise argparse.ArgumentTypeError("FACTOR must be in (0, 1) and PATIENCE at least 1")
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(
+        description="Train the same CNN in Keras 3 and PyTorch and compare accuracy, loss and time.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    g = p.add_argument_group("what to run")
+    g.add_argument("--task", required=True, choices=TASK_NAMES,
+                   help="dataset: digits (bundled, no download), mnist, cifar10")
+    g.add_argument("--framework", default="both", choices=("both", *FRAMEWORKS))
+    g.add_argument("--model", choices=tuple(PRESETS),
+                   help="architecture preset (default: the task's own: "
+                   + ", ".join(f"{t}={d.model}" for t, d in TASK_DEFAULTS.items()) + ")")
+    g.add_argument("--repeats", type=int, default=1,
+                   help="train N seeds (seed, seed+1, ...) per framework; mean ± std and a "
+                   "confidence interval for the difference")
+    g = p.add_argument_group("data")
+    g.add_argument("--data-dir", help="folder with the dataset files (offline use); default: "
+                   "$DLCV_DATA_DIR, then the cache, then download")
+    g.add_argument("--cache-dir", help="download and decoded-array cache; default: "
+                   "$DLCV_CACHE_DIR or ~/.cache/dlcv-compare")
+    g.add_argument("--no-download", action="store_true", help="never download; fail if absent")
+    g.add_argument("--train-size", type=int, help="training examples (default: all left after "
+                   "the validation set)")
+    g.add_argument("--val-size", type=int, help="validation examples, split off the training "
+                   "pool (default per task: " + ", ".join(
+                       f"{t}={d.val_size}" for t, d in TASK_DEFAULTS.items()) + ")")
+    g.add_argument("--split-seed", type=int, default=0, help="seed of the train/val split "
+                   "(fixed across --repeats)")
+    g = p.add_argument_group("model knobs (override the preset)")
+    g.add_argument("--filters", help="conv filters: ',' between convs, '/' between blocks, "
+                   "e.g. 32,64/64,128")
+    g.add_argument("--kernel-size", type=int, help="kernel size of every conv")
+    g.add_argument("--dense", type=_int_list, help="hidden dense sizes, e.g. 256,64")
+    g.add_argument("--dropout", type=float, help="dropout after the first hidden dense layer")
+    g.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
+                   help="batch norm after every conv")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, help="default per task: " + ", ".join(
+        f"{t}={d.epochs}" for t, d in TASK_DEFAULTS.items()))
+    g.add_argument("--batch-size", type=int, help="default per task: " + ", ".join(
+        f"{t}={d.batch_size}" for t, d in TASK_DEFAULTS.items()))
+    g.add_argument("--optimizer", default="sgd", choices=tuple(OPTIMIZERS))
+    g.add_argument("--lr", type=float, help="learning rate (default per optimizer: " + ", ".join(
+        f"{n}={hp['lr']:g}" for n, hp in OPTIMIZERS.items()) + ")")
+    g.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
+    g.add_argument("--seed", type=int, default=0, help="weight init, epoch order, dropout")
+    g.add_argument("--init", default="shared", choices=INITS,
+                   help="shared: both start from the same weights; native: each framework's own")
+    g.add_argument("--no-restore-best", action="store_true",
+                   help="test the last epoch's weights instead of the best validation loss's")
+    g.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without validation-loss improvement")
+    g.add_argument("--reduce-lr-on-plateau", type=_plateau, metavar="FACTOR,PATIENCE,MIN_LR",
+                   help="multiply the lr by FACTOR after PATIENCE epochs without improvement")
+    g = p.add_argument_group("execution")
+    g.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="CPU threads for each framework (the same for both)")
+    g.add_argument("--device", default="auto", choices=DEVICES)
+    g.add_argument("--no-deterministic", action="store_true",
+                   help="let the frameworks use non-deterministic kernels (and Keras XLA)")
+    g.add_argument("--out", default=str(ROOT / "results"), help="results folder; each run "
+                   "writes a sub-folder with report.md, config.json and one record per run")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    defaults = TASK_DEFAULTS[args.task]
+    model = args.model or defaults.model
+    arch = customize(
+        get_preset(model),
+        filters=parse_filters(args.filters) if args.filters else None,
+        kernel_size=args.kernel_size, dense=args.dense, dropout=args.dropout,
+        batch_norm=args.batch_norm,
+    )
+    return RunConfig(
+        task=args.task, model=model, arch=arch,
+        optimizer=resolve_optimizer(args.optimizer, args.lr, args.momentum),
+        epochs=args.epochs or defaults.epochs,
+        batch_size=args.batch_size or defaults.batch_size,
+        seed=args.seed, split_seed=args.split_seed,
+        train_size=args.train_size, val_size=args.val_size or defaults.val_size,
+        restore_best=not args.no_restore_best, init=args.init,
+        deterministic=not args.no_deterministic, threads=args.threads, device=args.device,
+        data_dir=args.data_dir, cache_dir=args.cache_dir, download=not args.no_download,
+    )
+
+
+def check_data(cfg: RunConfig) -> None:
+    """Load (and cache) the data and build the split before anything is written: bad data or
+    sizes fail here, with one line, and leave no results behind."""
+    ds = load_dataset(cfg.task, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir,
+                      download=cfg.download)
+    make_split(len(ds.x_train), cfg.val_size, cfg.train_size, cfg.split_seed)
+    layer_table(cfg.arch, tuple(ds.x_train.shape[1:]), len(ds.class_names))
+
+
+def new_run_dir(out: str, task: str) -> Path:
+    base = Path(out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{task}"
+    run_dir, n = base, 1
+    while run_dir.exists():
+        n += 1
+        run_dir = base.with_name(f"{base.name}-{n}")
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def run_framework(framework: str, job: Job, job_path: Path) -> int:
+    """Run one framework in its own Python process; its progress goes straight to the terminal."""
+    write_json_atomic(job_path, job.to_dict())
+    cmd = [sys.executable, "-m", f"{framework}_impl.train", str(job_path)]
+    return subprocess.call(cmd, cwd=ROOT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    frameworks = FRAMEWORKS if args.framework == "both" else (args.framework,)
+    if args.repeats < 1:
+        raise UserError("--repeats must be at least 1")
+    if args.early_stopping is not None and args.early_stopping < 1:
+        raise UserError("--early-stopping PATIENCE must be at least 1")
+    cfg = config_from_args(args)
+    callbacks = Callbacks(restore_best=cfg.restore_best, early_stopping=args.early_stopping,
+                          reduce_lr=args.reduce_lr_on_plateau)
+    check_data(cfg)
+
+    run_dir = new_run_dir(args.out, cfg.task)
+    command = "python compare.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    run_config = {"command": command, "frameworks": list(frameworks), "repeats": args.repeats,
+                  "callbacks": dataclasses.asdict(callbacks), "config": cfg.to_dict()}
+    write_json_atomic(run_dir / "config.json", run_config)
+
+    failed = []
+    try:
+        # Frameworks alternate within each repeat, so slow drift of the machine hits both alike.
+        for repeat in range(args.repeats):
+            for framework in frameworks:
+                suffix = f"-r{repeat}" if args.repeats > 1 else ""
+                job = Job(config=dataclasses.replace(cfg, seed=cfg.seed + repeat),
+                          record_path=str(run_dir / f"record-{framework}{suffix}.json"),
+                          repeat=repeat, callbacks=callbacks)
+                code = run_framework(framework, job, run_dir / f"job-{framework}{suffix}.json")
+                if code != 0:
+                    failed.append(f"{framework} (exit {code})")
+    except KeyboardInterrupt:
+        failed.append("interrupted")
+
+    records = load_records(run_dir)
+    if records:
+        write_text_atomic(run_dir / "report.md", render_report(records, run_config, command))
+        print(f"\nResults: {run_dir}/report.md\n")
+        for line in difference_lines(records):
+            print(line)
+        print(markdown_table(records))
+    if failed:
+        raise UserError(f"run failed: {', '.join(failed)}; completed records are in {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)

@@ -1,0 +1,1 @@
+"""Keras 3 (TensorFlow backend) side of dlcv-compare; mirrors torch_impl file for file."""

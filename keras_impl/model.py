@@ -1,0 +1,52 @@
+"""Build a Keras model from a common.specs.ArchSpec and load shared weights into it.
+
+Mirrors torch_impl/model.py. Keras is channels-last; its 'same' padding and flatten order are the
+reference the torch side reproduces.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from common.init import BN_EPSILON, BN_MOMENTUM
+from common.specs import ArchSpec, layer_table
+
+
+def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: int) -> keras.Sequential:
+    layers: list[keras.layers.Layer] = [keras.Input(shape=input_shape)]
+    for layer in layer_table(arch, input_shape, num_classes):
+        if layer.kind == "conv":
+            layers.append(keras.layers.Conv2D(layer.units, layer.kernel_size, strides=layer.stride,
+                                              padding=layer.padding))
+        elif layer.kind == "batchnorm":
+            layers.append(keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON))
+        elif layer.kind == "relu":
+            layers.append(keras.layers.ReLU())
+        elif layer.kind == "maxpool":
+            layers.append(keras.layers.MaxPooling2D(layer.kernel_size, strides=layer.stride))
+        elif layer.kind == "dropout":
+            layers.append(keras.layers.Dropout(layer.rate))
+        elif layer.kind == "flatten":
+            layers.append(keras.layers.Flatten())
+        elif layer.kind == "dense":
+            layers.append(keras.layers.Dense(layer.units))
+    return keras.Sequential(layers, name=arch.name)
+
+
+def load_weights(model: keras.Sequential, weights: list[dict[str, np.ndarray]]) -> None:
+    """Load common.init weights (already in Keras layout) into the model."""
+    kinds = (keras.layers.Conv2D, keras.layers.BatchNormalization, keras.layers.Dense)
+    layers = [m for m in model.layers if isinstance(m, kinds)]
+    if len(layers) != len(weights):
+        raise ValueError(f"{len(weights)} weight sets for {len(layers)} weighted layers")
+    for layer, w in zip(layers, weights):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.set_weights([w["gamma"], w["beta"], w["moving_mean"], w["moving_variance"]])
+        else:
+            layer.set_weights([w["kernel"], w["bias"]])
+
+
+def count_params(model: keras.Model) -> int:
+    """Trainable parameters (BatchNorm moving statistics are non-trainable, not counted)."""
+    return int(sum(np.prod(v.shape) for v in model.trainable_weights))

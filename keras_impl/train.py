@@ -1,0 +1,115 @@
+"""Keras training process: `python -m keras_impl.train JOB.json`. Mirrors torch_impl/train.py.
+
+compile / fit / predict with callbacks: each epoch is one `fit(epochs=1)` call on the batches in
+the epoch order from common.splits (shuffle=False), so Keras sees the same mini-batches as
+PyTorch; common.loop drives the epochs, the timing and the callbacks.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from common.config import RunConfig
+from common.errors import UserError
+from common.worker import PreparedData, worker_main
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter quiet
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_impl.model import build_model, count_params, load_weights  # noqa: E402
+from keras_impl.optim import make_optimizer, set_lr  # noqa: E402
+
+EVAL_BATCH_SIZE = 512  # inference only: large batches, same value on both sides
+
+
+def resolve_device(requested: str) -> str:
+    gpus = tf.config.list_physical_devices("GPU")
+    if requested == "cuda" and not gpus:
+        raise UserError("--device cuda: TensorFlow sees no GPU here (tensorflow-cpu is "
+                        "installed); use --device cpu or auto")
+    if requested == "cpu" and gpus:
+        tf.config.set_visible_devices([], "GPU")
+    return "cuda" if requested != "cpu" and gpus else "cpu"
+
+
+def setup(cfg: RunConfig) -> dict:
+    """Threads, seeds and deterministic mode, before any tensor work. Returns version facts."""
+    tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(cfg.threads)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(cfg.seed)
+    return {"framework": "keras", "keras": keras.__version__, "tensorflow": tf.__version__,
+            "deterministic": cfg.deterministic,
+            "compiled": "XLA off (determinism)" if cfg.deterministic else "XLA auto"}
+
+
+class BatchTimer(keras.callbacks.Callback):
+    """Per-batch wall-clock times (for the first-epoch rule) and the progress bar."""
+
+    def __init__(self, bar, batch_seconds: list[float]):
+        super().__init__()
+        self.bar, self.batch_seconds = bar, batch_seconds
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batch_seconds.append(time.perf_counter() - self._t0)
+        if self.bar is not None:
+            self.bar.update(1)
+
+
+class KerasTrainer:
+    name = "keras"
+
+    def __init__(self, cfg: RunConfig, data: PreparedData, weights: list | None):
+        self.device = resolve_device(cfg.device)
+        self.batch_size = cfg.batch_size
+        self.model = build_model(cfg.arch, data.input_shape, data.num_classes)
+        if weights is not None:
+            load_weights(self.model, weights)
+        self.params = count_params(self.model)
+        self.model.compile(
+            optimizer=make_optimizer(cfg.optimizer),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+        self.batch_seconds: list[float] = []
+
+    def train_epoch(self, x: np.ndarray, y: np.ndarray, order: np.ndarray, bar=None) -> tuple[float, float]:
+        self.batch_seconds = []
+        history = self.model.fit(x[order], y[order], batch_size=self.batch_size, epochs=1,
+                                 shuffle=False, verbose=0,
+                                 callbacks=[BatchTimer(bar, self.batch_seconds)])
+        return float(history.history["loss"][0]), float(history.history["accuracy"][0])
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.model.predict(x, batch_size=EVAL_BATCH_SIZE, verbose=0)
+
+    def get_weights(self) -> list:
+        return self.model.get_weights()
+
+    def set_weights(self, weights: list) -> None:
+        self.model.set_weights(weights)
+
+    def set_lr(self, lr: float) -> None:
+        set_lr(self.model.optimizer, lr)
+
+
+def make_trainer(cfg: RunConfig, data: PreparedData, weights: list | None) -> KerasTrainer:
+    return KerasTrainer(cfg, data, weights)
+
+
+def main() -> None:
+    worker_main("keras", setup, make_trainer)
+
+
+if __name__ == "__main__":
+    main()

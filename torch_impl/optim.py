@@ -1,0 +1,81 @@
+"""Optimizers from common.optim hyperparameters. Mirrors keras_impl/optim.py.
+
+SGD, Adagrad and Adadelta are torch.optim's own classes with every hyperparameter set explicitly.
+Adam and RMSprop place epsilon differently in the two frameworks (Keras: Adam's "epsilon hat",
+RMSprop's epsilon inside the square root), which no torch.optim setting reproduces; the suite uses
+the Keras form on both sides, via the two small classes below (see the README's defaults table).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+
+class KerasFormAdam(torch.optim.Optimizer):
+    """Adam as Keras 3 computes it: p -= lr * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)."""
+
+    def __init__(self, params: Iterable, lr: float, beta_1: float, beta_2: float, epsilon: float):
+        super().__init__(params, {"lr": lr, "beta_1": beta_1, "beta_2": beta_2, "epsilon": epsilon})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            b1, b2 = group["beta_1"], group["beta_2"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["m"] = torch.zeros_like(p)
+                    state["v"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                m, v = state["m"], state["v"]
+                m.lerp_(p.grad, 1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                alpha = group["lr"] * (1 - b2**t) ** 0.5 / (1 - b1**t)
+                p.addcdiv_(m, v.sqrt().add_(group["epsilon"]), value=-alpha)
+
+
+class KerasFormRMSprop(torch.optim.Optimizer):
+    """RMSprop as Keras 3 computes it: v = rho v + (1-rho) g^2; p -= lr * g / sqrt(v + eps)."""
+
+    def __init__(self, params: Iterable, lr: float, rho: float, epsilon: float):
+        super().__init__(params, {"lr": lr, "rho": rho, "epsilon": epsilon})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                v = self.state[p].setdefault("v", torch.zeros_like(p))
+                v.mul_(group["rho"]).addcmul_(p.grad, p.grad, value=1 - group["rho"])
+                p.addcdiv_(p.grad, v.add(group["epsilon"]).sqrt_(), value=-group["lr"])
+
+
+def make_optimizer(params: Iterable, hp: dict) -> torch.optim.Optimizer:
+    name = hp["name"]
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=hp["lr"], momentum=hp["momentum"], dampening=0.0,
+                               nesterov=False, weight_decay=0.0)
+    if name == "adam":
+        return KerasFormAdam(params, hp["lr"], hp["beta_1"], hp["beta_2"], hp["epsilon"])
+    if name == "rmsprop":
+        return KerasFormRMSprop(params, hp["lr"], hp["rho"], hp["epsilon"])
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=hp["lr"], lr_decay=0.0, weight_decay=0.0,
+                                   initial_accumulator_value=hp["initial_accumulator"],
+                                   eps=hp["epsilon"])
+    if name == "adadelta":
+        return torch.optim.Adadelta(params, lr=hp["lr"], rho=hp["rho"], eps=hp["epsilon"],
+                                    weight_decay=0.0)
+    raise ValueError(f"no torch optimizer for {name!r}")
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
