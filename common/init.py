@@ -33,10 +33,10 @@ def initial_weights(
     for layer in layer_table(arch, input_shape, num_classes):
         if layer.kind == "conv":
             k = layer.kernel_size
-            weights.append({
-                "kernel": _glorot_uniform(rng, (k, k, layer.in_units, layer.units)),
-                "bias": np.zeros(layer.units, np.float32),
-            })
+            conv = {"kernel": _glorot_uniform(rng, (k, k, layer.in_units, layer.units))}
+            if layer.bias:
+                conv["bias"] = np.zeros(layer.units, np.float32)
+            weights.append(conv)
         elif layer.kind == "dense":
             weights.append({
                 "kernel": _glorot_uniform(rng, (layer.in_units, layer.units)),

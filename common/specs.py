@@ -58,6 +58,7 @@ class Layer:
     stride: int = 1
     padding: str = "valid"
     rate: float = 0.0
+    bias: bool = True  # convs followed by batch norm have none: BN's beta takes its place
 
 
 PRESETS: dict[str, ArchSpec] = {
@@ -178,10 +179,14 @@ def layer_table(spec: ArchSpec, input_shape: tuple[int, int, int], num_classes: 
                     "inputs (a conv shrinks the image below 1 pixel); use fewer blocks or "
                     "'same' padding"
                 )
-            params = block.kernel_size**2 * c * f + f
+            # A bias before batch norm is cancelled by the mean subtraction: its true gradient
+            # is zero, and adaptive optimizers would turn float noise in it into full steps.
+            bias = not block.batch_norm
+            params = block.kernel_size**2 * c * f + (f if bias else 0)
             layers.append(
                 Layer("conv", (h, w, f), params, units=f, in_units=c,
-                      kernel_size=block.kernel_size, stride=stride, padding=block.padding)
+                      kernel_size=block.kernel_size, stride=stride, padding=block.padding,
+                      bias=bias)
             )
             c = f
             if block.batch_norm:

@@ -18,7 +18,7 @@ def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: 
     for layer in layer_table(arch, input_shape, num_classes):
         if layer.kind == "conv":
             layers.append(keras.layers.Conv2D(layer.units, layer.kernel_size, strides=layer.stride,
-                                              padding=layer.padding))
+                                              padding=layer.padding, use_bias=layer.bias))
         elif layer.kind == "batchnorm":
             layers.append(keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON))
         elif layer.kind == "relu":
@@ -44,9 +44,21 @@ def load_weights(model: keras.Sequential, weights: list[dict[str, np.ndarray]]) 
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.set_weights([w["gamma"], w["beta"], w["moving_mean"], w["moving_variance"]])
         else:
-            layer.set_weights([w["kernel"], w["bias"]])
+            layer.set_weights([w["kernel"], w["bias"]] if "bias" in w else [w["kernel"]])
 
 
 def count_params(model: keras.Model) -> int:
     """Trainable parameters (BatchNorm moving statistics are non-trainable, not counted)."""
     return int(sum(np.prod(v.shape) for v in model.trainable_weights))
+
+
+def export_weights(model: keras.Sequential) -> list[dict[str, np.ndarray]]:
+    """The inverse of load_weights: the model's weights in Keras layout (for parity checks)."""
+    out = []
+    for layer in model.layers:
+        w = layer.get_weights()
+        if isinstance(layer, keras.layers.BatchNormalization):
+            out.append(dict(zip(("gamma", "beta", "moving_mean", "moving_variance"), w)))
+        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            out.append(dict(zip(("kernel", "bias"), w)))
+    return out

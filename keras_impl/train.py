@@ -7,23 +7,17 @@ PyTorch; common.loop drives the epochs, the timing and the callbacks.
 
 from __future__ import annotations
 
-import os
 import time
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from common.config import RunConfig
 from common.errors import UserError
 from common.worker import PreparedData, worker_main
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter quiet
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from keras_impl.model import build_model, count_params, load_weights  # noqa: E402
-from keras_impl.optim import make_optimizer, set_lr  # noqa: E402
+from keras_impl.model import build_model, count_params, load_weights
+from keras_impl.optim import make_optimizer, set_lr
 
 EVAL_BATCH_SIZE = 512  # inference only: large batches, same value on both sides
 

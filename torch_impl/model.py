@@ -25,13 +25,14 @@ class FlattenHWC(nn.Module):
 def _conv(in_shape: tuple[int, ...], layer) -> list[nn.Module]:
     k, s = layer.kernel_size, layer.stride
     if layer.padding == "valid":
-        return [nn.Conv2d(layer.in_units, layer.units, k, stride=s)]
+        return [nn.Conv2d(layer.in_units, layer.units, k, stride=s, bias=layer.bias)]
     top, bottom = same_padding(in_shape[0], k, s)
     left, right = same_padding(in_shape[1], k, s)
     if top == bottom and left == right:
-        return [nn.Conv2d(layer.in_units, layer.units, k, stride=s, padding=(top, left))]
+        return [nn.Conv2d(layer.in_units, layer.units, k, stride=s, padding=(top, left),
+                          bias=layer.bias)]
     return [nn.ZeroPad2d((left, right, top, bottom)),
-            nn.Conv2d(layer.in_units, layer.units, k, stride=s)]
+            nn.Conv2d(layer.in_units, layer.units, k, stride=s, bias=layer.bias)]
 
 
 def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: int) -> nn.Sequential:
@@ -65,7 +66,8 @@ def load_weights(model: nn.Sequential, weights: list[dict[str, np.ndarray]]) -> 
         for module, w in zip(layers, weights):
             if isinstance(module, nn.Conv2d):  # HWIO -> OIHW
                 module.weight.copy_(torch.from_numpy(w["kernel"].transpose(3, 2, 0, 1)))
-                module.bias.copy_(torch.from_numpy(w["bias"]))
+                if module.bias is not None:
+                    module.bias.copy_(torch.from_numpy(w["bias"]))
             elif isinstance(module, nn.Linear):  # (in, out) -> (out, in)
                 module.weight.copy_(torch.from_numpy(w["kernel"].T))
                 module.bias.copy_(torch.from_numpy(w["bias"]))
@@ -79,3 +81,22 @@ def load_weights(model: nn.Sequential, weights: list[dict[str, np.ndarray]]) -> 
 def count_params(model: nn.Module) -> int:
     """Trainable parameters (BatchNorm moving statistics are buffers, not counted)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def export_weights(model: nn.Sequential) -> list[dict[str, np.ndarray]]:
+    """The inverse of load_weights: the model's weights in Keras layout (for parity checks)."""
+    out = []
+    for m in model:
+        if isinstance(m, nn.Conv2d):
+            out.append({"kernel": m.weight.detach().cpu().numpy().transpose(2, 3, 1, 0)})
+            if m.bias is not None:
+                out[-1]["bias"] = m.bias.detach().cpu().numpy()
+        elif isinstance(m, nn.Linear):
+            out.append({"kernel": m.weight.detach().cpu().numpy().T,
+                        "bias": m.bias.detach().cpu().numpy()})
+        elif isinstance(m, nn.BatchNorm2d):
+            out.append({"gamma": m.weight.detach().cpu().numpy(),
+                        "beta": m.bias.detach().cpu().numpy(),
+                        "moving_mean": m.running_mean.cpu().numpy(),
+                        "moving_variance": m.running_var.cpu().numpy()})
+    return out

@@ -1,0 +1,41 @@
+"""Keras half of the parity check (see common/parity.py). Mirrors torch_impl/parity.py."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from common.init import initial_weights
+from common.parity import parity_worker, without_dropout
+from common.specs import ArchSpec
+from keras_impl.model import build_model, count_params, export_weights, load_weights
+from keras_impl.optim import make_optimizer
+
+
+def _model(arch: ArchSpec, input_shape, num_classes: int, weights) -> keras.Sequential:
+    model = build_model(arch, input_shape, num_classes)
+    load_weights(model, weights)
+    return model
+
+
+def parity_outputs(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: int, seed: int,
+                   x: np.ndarray, y: np.ndarray, optimizers: list[dict]) -> dict[str, np.ndarray]:
+    weights = initial_weights(arch, input_shape, num_classes, seed)
+    model = _model(arch, input_shape, num_classes, weights)
+    out = {"logits": np.asarray(model(x, training=False))}
+    for hp in optimizers:
+        model = _model(without_dropout(arch), input_shape, num_classes, weights)
+        model.compile(optimizer=make_optimizer(hp),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.train_on_batch(x, y)
+        for i, layer in enumerate(export_weights(model)):
+            out.update({f"{hp['name']}/{i}/{k}": v for k, v in layer.items()})
+    return out
+
+
+def count_model_params(arch: ArchSpec, input_shape, num_classes: int) -> int:
+    return count_params(build_model(arch, input_shape, num_classes))
+
+
+if __name__ == "__main__":
+    parity_worker(parity_outputs, count_model_params)

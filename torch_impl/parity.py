@@ -1,0 +1,45 @@
+"""PyTorch half of the parity check (see common/parity.py). Mirrors keras_impl/parity.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from common.init import initial_weights
+from common.parity import parity_worker, without_dropout
+from common.specs import ArchSpec
+from torch_impl.model import build_model, count_params, export_weights, load_weights
+from torch_impl.optim import make_optimizer
+
+
+def _model(arch: ArchSpec, input_shape, num_classes: int, weights) -> torch.nn.Sequential:
+    model = build_model(arch, input_shape, num_classes)
+    load_weights(model, weights)
+    return model
+
+
+def parity_outputs(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: int, seed: int,
+                   x: np.ndarray, y: np.ndarray, optimizers: list[dict]) -> dict[str, np.ndarray]:
+    weights = initial_weights(arch, input_shape, num_classes, seed)
+    xt, yt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y)
+    model = _model(arch, input_shape, num_classes, weights).eval()
+    with torch.no_grad():
+        out = {"logits": model(xt).numpy()}
+    for hp in optimizers:
+        model = _model(without_dropout(arch), input_shape, num_classes, weights).train()
+        optimizer = make_optimizer(model.parameters(), hp)
+        optimizer.zero_grad()
+        F.cross_entropy(model(xt), yt).backward()
+        optimizer.step()
+        for i, layer in enumerate(export_weights(model)):
+            out.update({f"{hp['name']}/{i}/{k}": v for k, v in layer.items()})
+    return out
+
+
+def count_model_params(arch: ArchSpec, input_shape, num_classes: int) -> int:
+    return count_params(build_model(arch, input_shape, num_classes))
+
+
+if __name__ == "__main__":
+    parity_worker(parity_outputs, count_model_params)
