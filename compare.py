@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         f"{t}={d.epochs}" for t, d in TASK_DEFAULTS.items()))
     g.add_argument("--batch-size", type=int, help="default per task: " + ", ".join(
         f"{t}={d.batch_size}" for t, d in TASK_DEFAULTS.items()))
-    g.add_argument("--optimizer", default="sgd", choices=tuple(OPTIMIZERS))
+    g.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="default per task: " + ", ".join(
+        f"{t}={d.optimizer}" for t, d in TASK_DEFAULTS.items()))
     g.add_argument("--lr", type=float, help="learning rate (default per optimizer: " + ", ".join(
         f"{n}={hp['lr']:g}" for n, hp in OPTIMIZERS.items()) + ")")
     g.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
@@ -135,7 +136,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     )
     return RunConfig(
         task=args.task, model=model, arch=arch,
-        optimizer=resolve_optimizer(args.optimizer, args.lr, args.momentum),
+        optimizer=resolve_optimizer(args.optimizer or defaults.optimizer, args.lr, args.momentum),
         epochs=defaults.epochs if args.epochs is None else args.epochs,
         batch_size=defaults.batch_size if args.batch_size is None else args.batch_size,
         seed=args.seed, split_seed=args.split_seed,
@@ -157,13 +158,17 @@ def check_data(cfg: RunConfig) -> None:
 
 
 def new_run_dir(out: str, task: str) -> Path:
+    """A fresh folder per invocation; mkdir is the lock, so parallel runs never share one."""
     base = Path(out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{task}"
-    run_dir, n = base, 1
-    while run_dir.exists():
-        n += 1
-        run_dir = base.with_name(f"{base.name}-{n}")
-    run_dir.mkdir(parents=True)
-    return run_dir
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        run_dir = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            continue
+    raise UserError(f"could not create a new run folder under {out}")
 
 
 def run_framework(framework: str, job: Job, job_path: Path) -> int:

@@ -26,12 +26,16 @@ class TaskDefaults:
     epochs: int
     batch_size: int
     val_size: int
+    optimizer: str
 
 
 TASK_DEFAULTS: dict[str, TaskDefaults] = {
-    "digits": TaskDefaults(model="digits_cnn", epochs=20, batch_size=32, val_size=300),
-    "mnist": TaskDefaults(model="mnist_cnn", epochs=5, batch_size=64, val_size=5000),
-    "cifar10": TaskDefaults(model="cifar10_cnn", epochs=20, batch_size=64, val_size=5000),
+    "digits": TaskDefaults("digits_cnn", epochs=20, batch_size=32, val_size=300, optimizer="sgd"),
+    # Adam: the lab's MNIST CNN reaches ~97.7% in one epoch with it, ~96% with SGD(0.01, 0.9)
+    "mnist": TaskDefaults("mnist_cnn", epochs=5, batch_size=64, val_size=5000, optimizer="adam"),
+    # the lab's best CIFAR-10 configuration: SGD, momentum 0.9, lr 0.01, batch 64, 20 epochs
+    "cifar10": TaskDefaults("cifar10_cnn", epochs=20, batch_size=64, val_size=5000,
+                            optimizer="sgd"),
 }
 
 

@@ -29,7 +29,7 @@ from common.splits import make_split
 
 @dataclass(frozen=True)
 class PreparedData:
-    """Float32 NHWC arrays in [0, 1], split, ready to feed in memory."""
+    """Float32 NHWC arrays, standardised per channel, split, ready to feed in memory."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -41,14 +41,22 @@ class PreparedData:
     num_classes: int
     class_names: tuple[str, ...]
     split_hash: str
+    channel_mean: tuple[float, ...] = ()  # of the training split, in [0, 1] units
+    channel_std: tuple[float, ...] = ()
 
 
 def prepare_data(cfg: RunConfig) -> PreparedData:
     ds = load_dataset(cfg.task, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir, download=cfg.download)
     split = make_split(len(ds.x_train), cfg.val_size, cfg.train_size, cfg.split_seed)
+    # Per-channel standardisation with statistics of the training split only (no peeking at
+    # validation or test data): SGD from a Glorot start learns far faster on centred inputs.
+    train = ds.x_train[split.train]
+    mean = train.mean(axis=(0, 1, 2), dtype=np.float64) / 255.0
+    std = train.std(axis=(0, 1, 2), dtype=np.float64) / 255.0
 
     def scale(x: np.ndarray) -> np.ndarray:
-        return x.astype(np.float32) / np.float32(255.0)
+        return ((x.astype(np.float32) / np.float32(255.0) - mean.astype(np.float32))
+                / std.astype(np.float32))
 
     return PreparedData(
         x_train=scale(ds.x_train[split.train]), y_train=ds.y_train[split.train].astype(np.int64),
@@ -56,6 +64,7 @@ def prepare_data(cfg: RunConfig) -> PreparedData:
         x_test=scale(ds.x_test), y_test=ds.y_test.astype(np.int64),
         input_shape=tuple(int(d) for d in ds.x_train.shape[1:]),
         num_classes=len(ds.class_names), class_names=ds.class_names, split_hash=split.hash,
+        channel_mean=tuple(mean.round(6).tolist()), channel_std=tuple(std.round(6).tolist()),
     )
 
 
@@ -129,6 +138,7 @@ def run_job(framework: str, job: Job, make_trainer: TrainerFactory, environment:
         "confusion_matrix": confusion(test_logits, data.y_test, data.num_classes),
         "class_names": list(data.class_names),
         "split_hash": data.split_hash,
+        "input_standardisation": {"mean": data.channel_mean, "std": data.channel_std},
         "environment": {**base_environment(cfg.threads, trainer.device), **environment},
     }
     write_json_atomic(job.record_path, record)

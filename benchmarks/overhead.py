@@ -1,0 +1,138 @@
+"""Does the suite's training epoch cost more than a bare loop? Images/s of both, per framework.
+
+    python benchmarks/overhead.py [--images 4096] [--batch-size 64] [--model cifar10_cnn]
+
+For each framework, in its own process with the suite's thread and determinism settings, the same
+model (same spec, same batch size) is trained on in-memory data by
+- the suite: `{keras,torch}_impl.train` trainer's `train_epoch`, with its progress bar, per-batch
+  timer and the epoch order from common.splits;
+- a bare loop: PyTorch's textbook loop over shuffled index slices, and Keras' plain
+  `model.fit(x, y, shuffle=True)`.
+Measurements alternate suite / bare after a warm-up epoch each; the median of `--rounds` is kept.
+The ratio suite / bare should stay above 0.95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from common.config import RunConfig  # noqa: E402
+from common.optim import resolve_optimizer  # noqa: E402
+from common.specs import get_preset  # noqa: E402
+from common.splits import epoch_order  # noqa: E402
+from common.worker import PreparedData  # noqa: E402
+
+INPUT_SHAPES = {"digits_cnn": (8, 8, 1), "mnist_cnn": (28, 28, 1), "cifar10_cnn": (32, 32, 3)}
+
+
+def synthetic(n: int, shape: tuple[int, int, int]) -> PreparedData:
+    rng = np.random.default_rng(0)
+    x = rng.random((n, *shape), dtype=np.float32)
+    y = rng.integers(0, 10, n).astype(np.int64)
+    return PreparedData(x, y, x[:512], y[:512], x[:512], y[:512], shape, 10,
+                        tuple(map(str, range(10))), "synthetic")
+
+
+def _bare_torch(trainer, x: np.ndarray, y: np.ndarray, batch_size: int, epoch: int):
+    """The pytorch/examples loop: shuffle, slice, forward, loss, backward, step."""
+    import torch  # noqa: PLC0415
+    import torch.nn.functional as F  # noqa: PLC0415
+
+    model, optimizer = trainer.model, trainer.optimizer
+    xt, yt = trainer._tensor(x), trainer._tensor(y)
+    model.train()
+    perm = torch.randperm(len(xt))
+    for i in range(0, len(xt), batch_size):
+        idx = perm[i:i + batch_size]
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(xt[idx]), yt[idx])
+        loss.backward()
+        optimizer.step()
+
+
+def _bare_keras(trainer, x: np.ndarray, y: np.ndarray, batch_size: int, epoch: int):
+    trainer.model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=True, verbose=0)
+
+
+def worker(framework: str, args: argparse.Namespace) -> dict:
+    from tqdm import tqdm  # noqa: PLC0415
+
+    if framework == "torch":
+        from torch_impl.train import make_trainer, setup  # noqa: PLC0415
+        bare = _bare_torch
+    else:
+        from keras_impl.train import make_trainer, setup  # noqa: PLC0415
+        bare = _bare_keras
+    cfg = RunConfig(task="synthetic", model=args.model, arch=get_preset(args.model),
+                    optimizer=resolve_optimizer("sgd"), epochs=1, batch_size=args.batch_size,
+                    threads=args.threads, device="cpu")
+    setup(cfg)
+    data = synthetic(args.images, INPUT_SHAPES[args.model])
+    trainer = make_trainer(cfg, data, None)
+    x, y = data.x_train, data.y_train
+    n_batches = -(-len(x) // args.batch_size)
+
+    def suite(epoch: int) -> None:
+        with open(os.devnull, "w") as devnull:
+            bar = tqdm(total=n_batches, file=devnull, mininterval=0.1)
+            trainer.train_epoch(x, y, epoch_order(len(x), 0, epoch), bar)
+            bar.close()
+
+    def timed(fn, epoch: int) -> float:
+        start = time.perf_counter()
+        fn(epoch)
+        return len(x) / (time.perf_counter() - start)
+
+    suite(0)  # warm-up: tracing, allocator, caches
+    bare(trainer, x, y, args.batch_size, 0)
+    rates = {"suite": [], "bare": []}
+    for r in range(1, args.rounds + 1):
+        rates["suite"].append(timed(suite, r))
+        rates["bare"].append(timed(lambda e: bare(trainer, x, y, args.batch_size, e), r))
+    suite_rate, bare_rate = statistics.median(rates["suite"]), statistics.median(rates["bare"])
+    return {"framework": framework, "suite_img_s": suite_rate, "bare_img_s": bare_rate,
+            "ratio": suite_rate / bare_rate, "rounds": rates}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="cifar10_cnn", choices=tuple(INPUT_SHAPES))
+    p.add_argument("--images", type=int, default=4096, help="images per timed epoch")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--framework", choices=("both", "keras", "torch"), default="both")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args)))
+        return
+    frameworks = ("keras", "torch") if args.framework == "both" else (args.framework,)
+    rows = []
+    for framework in frameworks:
+        cmd = [sys.executable, __file__, "--worker", framework, *sys.argv[1:]]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    print(f"model {args.model}, {args.images} images/epoch, batch {args.batch_size}, "
+          f"{args.threads} threads, median of {args.rounds} rounds\n")
+    print("| framework | suite img/s | bare loop img/s | suite / bare |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['framework']} | {r['suite_img_s']:.0f} | {r['bare_img_s']:.0f} | "
+              f"{r['ratio']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
