@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 
 from common.config import DEVICES, FRAMEWORKS, INITS, TASK_DEFAULTS, RunConfig
-from common.data import TASK_NAMES, load_dataset
+from common.data import TASK_NAMES, Dataset, load_dataset
 from common.errors import UserError
+from common.figures import write_figures
 from common.loop import Callbacks
 from common.optim import OPTIMIZERS, resolve_optimizer
 from common.parity import TOLERANCE, case_to_dict, default_optimizers, run_parity
@@ -125,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", choices=DEVICES)
     g.add_argument("--no-deterministic", action="store_true",
                    help="let the frameworks use non-deterministic kernels (and Keras XLA)")
+    g.add_argument("--no-plots", action="store_true",
+                   help="skip the figures (curves, confusion matrices, worst-classified images)")
     g.add_argument("--out", default=str(ROOT / "results"), help="results folder; each run "
                    "writes a sub-folder with report.md, config.json and one record per run")
     return p
@@ -153,15 +156,18 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     )
 
 
-def check_data(cfg: RunConfig) -> tuple[tuple[int, int, int], int]:
+def check_data(cfg: RunConfig) -> Dataset:
     """Load (and cache) the data and build the split before anything is written: bad data or
-    sizes fail here, with one line, and leave no results behind. Returns (input shape, classes)."""
+    sizes fail here, with one line, and leave no results behind."""
     ds = load_dataset(cfg.task, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir,
                       download=cfg.download)
     make_split(len(ds.x_train), cfg.val_size, cfg.train_size, cfg.split_seed)
-    shape, classes = tuple(int(d) for d in ds.x_train.shape[1:]), len(ds.class_names)
-    layer_table(cfg.arch, shape, classes)
-    return shape, classes
+    layer_table(cfg.arch, input_shape(ds), len(ds.class_names))
+    return ds
+
+
+def input_shape(ds: Dataset) -> tuple[int, int, int]:
+    return tuple(int(d) for d in ds.x_train.shape[1:])
 
 
 def check_parity(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: int) -> None:
@@ -215,9 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from_args(args)
     callbacks = Callbacks(restore_best=cfg.restore_best, early_stopping=args.early_stopping,
                           reduce_lr=args.reduce_lr_on_plateau)
-    input_shape, num_classes = check_data(cfg)
+    ds = check_data(cfg)
     if args.check_parity:
-        check_parity(cfg, input_shape, num_classes)
+        check_parity(cfg, input_shape(ds), len(ds.class_names))
         return 0
 
     run_dir = new_run_dir(args.out, cfg.task)
@@ -243,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
 
     records = load_records(run_dir)
     if records:
-        write_text_atomic(run_dir / "report.md", render_report(records, run_config, command))
+        figures = "" if args.no_plots else write_figures(records, ds.x_test, run_dir)
+        write_text_atomic(run_dir / "report.md",
+                          render_report(records, run_config, command) + figures)
         print(f"\nResults: {run_dir}/report.md\n")
         for line in difference_lines(records):
             print(line)

@@ -40,3 +40,21 @@ def score(logits: np.ndarray, labels: np.ndarray) -> Scores:
 def confusion(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
     """Rows: true class, columns: predicted class."""
     return confusion_matrix(labels, np.asarray(logits).argmax(axis=1), labels=range(num_classes))
+
+
+def worst_predictions(logits: np.ndarray, labels: np.ndarray, k: int = 10) -> list[dict]:
+    """The k misclassified examples with the lowest predicted probability of their true class."""
+    logp = log_softmax(np.asarray(logits, dtype=np.float64), axis=1)
+    predicted = logp.argmax(axis=1)
+    p_true = np.exp(logp[np.arange(len(labels)), labels])
+    wrong = np.flatnonzero(predicted != labels)
+    ranked = wrong[np.argsort(p_true[wrong], kind="stable")][:k]
+    return [{"rank": r + 1, "index": int(i), "predicted": int(predicted[i]),
+             "actual": int(labels[i]), "p_actual": float(p_true[i])} for r, i in enumerate(ranked)]
+
+
+def class_accuracy(confusion_matrix: np.ndarray) -> np.ndarray:
+    """Per true class: correct / total (nan for a class absent from the test set)."""
+    cm = np.asarray(confusion_matrix, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.diag(cm) / cm.sum(axis=1)

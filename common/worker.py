@@ -21,7 +21,7 @@ from common.data import load_dataset
 from common.errors import UserError
 from common.init import initial_weights
 from common.loop import Callbacks, Trainer, fit
-from common.metrics import confusion, score
+from common.metrics import confusion, score, worst_predictions
 from common.records import base_environment, write_json_atomic
 from common.specs import count_params
 from common.splits import make_split
@@ -136,6 +136,7 @@ def run_job(framework: str, job: Job, make_trainer: TrainerFactory, environment:
         "diverged": result.diverged,
         "history": result.history,
         "confusion_matrix": confusion(test_logits, data.y_test, data.num_classes),
+        "worst_test_predictions": worst_predictions(test_logits, data.y_test, k=10),
         "class_names": list(data.class_names),
         "split_hash": data.split_hash,
         "input_standardisation": {"mean": data.channel_mean, "std": data.channel_std},

@@ -1,0 +1,125 @@
+"""Report figures, drawn from records only (plus the test images for the worst-classified grid).
+
+Per invocation: learning curves of every framework on shared axes, a confusion matrix per
+framework, and the 10 worst-classified test images per framework (misclassified, ranked by the
+lowest predicted probability of the true class), each also as markdown for the report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers or in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from common.metrics import class_accuracy  # noqa: E402
+
+# Distinct colours, markers and widths: with shared weights the curves often coincide, and the
+# thicker Keras line must stay visible under the PyTorch one.
+FRAMEWORK_STYLE = {"keras": {"color": "tab:red", "marker": "o", "linewidth": 3.5, "alpha": 0.6},
+                   "torch": {"color": "tab:blue", "marker": "x", "linewidth": 1.5, "alpha": 1.0}}
+
+
+def first_repeat(records: list[dict]) -> dict[str, dict]:
+    """One record per framework (repeat 0) for per-run figures."""
+    chosen: dict[str, dict] = {}
+    for r in sorted(records, key=lambda r: r.get("repeat", 0)):
+        chosen.setdefault(r["framework"], r)
+    return chosen
+
+
+def plot_curves(records: list[dict], path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for framework, r in first_repeat(records).items():
+        epochs = [h["epoch"] for h in r["history"]]
+        style = FRAMEWORK_STYLE.get(framework, {})
+        for ax, key in zip(axes, ("loss", "accuracy")):
+            ax.plot(epochs, [h[f"train_{key}"] for h in r["history"]], linestyle="--",
+                    label=f"{framework} train", **style)
+            ax.plot(epochs, [h[f"val_{key}"] for h in r["history"]], linestyle="-",
+                    label=f"{framework} validation", **style)
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0].set_title("cross-entropy loss")
+    axes[1].set_title("accuracy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_confusion(record: dict, path: Path) -> None:
+    cm = np.asarray(record["confusion_matrix"])
+    names = record["class_names"]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(names), 0.8 + 0.5 * len(names)))
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
+                color="white" if v > cm.max() / 2 else "black")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(f"{record['framework']}: test confusion matrix")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_worst(record: dict, x_test: np.ndarray, path: Path) -> None:
+    worst = record["worst_test_predictions"]
+    names = record["class_names"]
+    cols = 5
+    rows = max(1, -(-len(worst) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 3.0 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, w in zip(axes.flat, worst):
+        image = x_test[w["index"]]
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray")
+        ax.set_title(f"#{w['rank']} idx {w['index']}\npred {names[w['predicted']]}\n"
+                     f"true {names[w['actual']]} p={w['p_actual']:.3f}", fontsize=8)
+    fig.suptitle(f"{record['framework']}: worst-classified test images")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def worst_table(record: dict) -> str:
+    names = record["class_names"]
+    rows = [{"rank": w["rank"], "index": w["index"], "predicted": names[w["predicted"]],
+             "actual": names[w["actual"]], "p(actual)": f"{w['p_actual']:.4f}"}
+            for w in record["worst_test_predictions"]]
+    return pd.DataFrame(rows, columns=["rank", "index", "predicted", "actual", "p(actual)"]) \
+        .to_markdown(index=False, disable_numparse=True)
+
+
+def class_accuracy_table(records: list[dict]) -> str:
+    chosen = first_repeat(records)
+    names = next(iter(chosen.values()))["class_names"]
+    table = pd.DataFrame({"class": names})
+    for framework, r in chosen.items():
+        table[framework] = [f"{a:.4f}" for a in class_accuracy(np.asarray(r["confusion_matrix"]))]
+    return table.to_markdown(index=False, disable_numparse=True)
+
+
+def write_figures(records: list[dict], x_test: np.ndarray, run_dir: Path) -> str:
+    """Draw every figure into run_dir; return the markdown section that links them."""
+    plot_curves(records, run_dir / "curves.png")
+    lines = ["## Figures", "", "Learning curves (repeat 0 of each framework):", "",
+             "![learning curves](curves.png)", "", "### Class-wise test accuracy", "",
+             class_accuracy_table(records), ""]
+    for framework, r in first_repeat(records).items():
+        plot_confusion(r, run_dir / f"confusion-{framework}.png")
+        plot_worst(r, x_test, run_dir / f"worst-{framework}.png")
+        lines += [f"### {framework}", "", f"![{framework} confusion matrix](confusion-{framework}.png)",
+                  "", "10 worst-classified test images:", "",
+                  f"![{framework} worst-classified](worst-{framework}.png)", "", worst_table(r), ""]
+    return "\n".join(lines)
