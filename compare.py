@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from common.augment import AUGMENTATIONS, parse_augment
 from common.config import DEVICES, FRAMEWORKS, INITS, TASK_DEFAULTS, RunConfig
 from common.data import TASK_NAMES, Dataset, load_dataset
 from common.errors import UserError
@@ -116,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shared: both start from the same weights; native: each framework's own")
     g.add_argument("--no-restore-best", action="store_true",
                    help="test the last epoch's weights instead of the best validation loss's")
+    g.add_argument("--augment", metavar="NAMES", help="comma list of training augmentations: "
+                   + ", ".join(f"{n} ({d})" for n, (_, _, d) in AUGMENTATIONS.items()))
     g.add_argument("--early-stopping", type=int, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without validation-loss improvement")
     g.add_argument("--reduce-lr-on-plateau", type=_plateau, metavar="FACTOR,PATIENCE,MIN_LR",
@@ -151,6 +154,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         train_size=args.train_size,
         val_size=defaults.val_size if args.val_size is None else args.val_size,
         restore_best=not args.no_restore_best, init=args.init,
+        augment=parse_augment(args.augment),
         deterministic=not args.no_deterministic, threads=args.threads, device=args.device,
         data_dir=args.data_dir, cache_dir=args.cache_dir, download=not args.no_download,
     )
@@ -163,6 +167,7 @@ def check_data(cfg: RunConfig) -> Dataset:
                       download=cfg.download)
     make_split(len(ds.x_train), cfg.val_size, cfg.train_size, cfg.split_seed)
     layer_table(cfg.arch, input_shape(ds), len(ds.class_names))
+    parse_augment(",".join(cfg.augment), channels=input_shape(ds)[-1])
     return ds
 
 

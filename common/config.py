@@ -53,6 +53,7 @@ class RunConfig:
     val_size: int = 5000
     restore_best: bool = True  # restore the weights with the best validation loss before testing
     init: str = "shared"
+    augment: tuple[str, ...] = ()  # common.augment names, applied to training batches only
     deterministic: bool = True  # the frameworks' deterministic modes (disables Keras' XLA)
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     device: str = "auto"
@@ -85,4 +86,5 @@ class RunConfig:
             ConvBlock(**{**b, "filters": tuple(b["filters"])}) for b in arch["blocks"]
         )
         arch["dense"] = tuple(arch["dense"])
+        data["augment"] = tuple(data.get("augment", ()))
         return cls(arch=ArchSpec(**arch), **data)

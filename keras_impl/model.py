@@ -13,8 +13,10 @@ from common.init import BN_EPSILON, BN_MOMENTUM
 from common.specs import ArchSpec, layer_table
 
 
-def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: int) -> keras.Sequential:
-    layers: list[keras.layers.Layer] = [keras.Input(shape=input_shape)]
+def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: int,
+                front: list | tuple = ()) -> keras.Sequential:
+    """`front`: weightless layers placed before the network (augmentation, active in training)."""
+    layers: list[keras.layers.Layer] = [keras.Input(shape=input_shape), *front]
     for layer in layer_table(arch, input_shape, num_classes):
         if layer.kind == "conv":
             layers.append(keras.layers.Conv2D(layer.units, layer.kernel_size, strides=layer.stride,

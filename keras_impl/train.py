@@ -16,6 +16,7 @@ import tensorflow as tf
 from common.config import RunConfig
 from common.errors import UserError
 from common.worker import PreparedData, worker_main
+from keras_impl.augment import build_augmenter
 from keras_impl.model import build_model, count_params, load_weights
 from keras_impl.optim import make_optimizer, set_lr
 
@@ -66,7 +67,8 @@ class KerasTrainer:
     def __init__(self, cfg: RunConfig, data: PreparedData, weights: list | None):
         self.device = resolve_device(cfg.device)
         self.batch_size = cfg.batch_size
-        self.model = build_model(cfg.arch, data.input_shape, data.num_classes)
+        self.model = build_model(cfg.arch, data.input_shape, data.num_classes,
+                                 front=build_augmenter(cfg.augment, cfg.seed, data.input_shape))
         if weights is not None:
             load_weights(self.model, weights)
         self.params = count_params(self.model)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from common.config import RunConfig
 from common.errors import UserError
 from common.worker import PreparedData, worker_main
+from torch_impl.augment import build_augmenter
 from torch_impl.model import build_model, count_params, load_weights
 from torch_impl.optim import make_optimizer, set_lr
 
@@ -56,6 +57,7 @@ class TorchTrainer:
             load_weights(self.model, weights)
         self.params = count_params(self.model)
         self.optimizer = make_optimizer(self.model.parameters(), cfg.optimizer)
+        self.augment = build_augmenter(cfg.augment, cfg.seed, self.device)
         self.batch_seconds: list[float] = []
         self._tensors: dict[int, tuple[np.ndarray, torch.Tensor]] = {}
 
@@ -90,6 +92,8 @@ class TorchTrainer:
                 t0 = time.perf_counter()
                 idx = order[start:start + bs]
                 xb, yb = x[idx], y[idx]
+                if self.augment is not None:
+                    xb = self.augment(xb)
                 logits = self.model(xb)
                 loss = F.cross_entropy(logits, yb)
                 self.optimizer.zero_grad(set_to_none=True)
