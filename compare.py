@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import shlex
@@ -21,7 +22,8 @@ import time
 from pathlib import Path
 
 from common.augment import AUGMENTATIONS, parse_augment
-from common.config import DEVICES, FRAMEWORKS, INITS, TASK_DEFAULTS, RunConfig
+from common.config import CUSTOM_DEFAULTS, DEVICES, FRAMEWORKS, INITS, TASK_DEFAULTS, RunConfig
+from common.custom_data import is_custom
 from common.data import TASK_NAMES, Dataset, load_dataset
 from common.errors import UserError
 from common.figures import write_figures
@@ -32,6 +34,8 @@ from common.records import load_records, write_json_atomic, write_text_atomic
 from common.report import difference_lines, markdown_table, render_report
 from common.specs import PRESETS, customize, get_preset, layer_table, parse_filters
 from common.splits import make_split
+from common.studies import (GRID_KEYS, SWEEP_KEYS, grid_study, parse_study, product,
+                            study_folder, sweep_study)
 from common.worker import Job
 
 ROOT = Path(__file__).resolve().parent
@@ -49,6 +53,13 @@ def _int_list(text: str) -> tuple[int, ...]:
         return tuple(int(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _task(text: str) -> str:
+    if text in TASK_NAMES or (is_custom(text) and text.partition(":")[2]):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {text!r} (choose from {', '.join(TASK_NAMES)}, folder:PATH, csv:FILE)")
 
 
 def _plateau(text: str) -> tuple[float, int, float]:
@@ -69,8 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     g = p.add_argument_group("what to run")
-    g.add_argument("--task", required=True, choices=TASK_NAMES,
-                   help="dataset: digits (bundled, no download), mnist, cifar10")
+    g.add_argument("--task", required=True, type=_task,
+                   help="dataset: digits (bundled, no download), mnist, cifar10, or your own "
+                   "images: folder:PATH (one sub-folder per class, optional train/ and test/) "
+                   "or csv:FILE (rows of filename,label; with --image-dir)")
     g.add_argument("--framework", default="both", choices=("both", *FRAMEWORKS))
     g.add_argument("--model", choices=tuple(PRESETS),
                    help="architecture preset (default: the task's own: "
@@ -87,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cache-dir", help="download and decoded-array cache; default: "
                    "$DLCV_CACHE_DIR or ~/.cache/dlcv-compare")
     g.add_argument("--no-download", action="store_true", help="never download; fail if absent")
+    g.add_argument("--image-size", type=int, help="resize images to this square size (own "
+                   "data: default 32)")
+    g.add_argument("--image-dir", help="folder of the images listed by --task csv:FILE")
     g.add_argument("--train-size", type=int, help="training examples (default: all left after "
                    "the validation set)")
     g.add_argument("--val-size", type=int, help="validation examples, split off the training "
@@ -123,6 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after PATIENCE epochs without validation-loss improvement")
     g.add_argument("--reduce-lr-on-plateau", type=_plateau, metavar="FACTOR,PATIENCE,MIN_LR",
                    help="multiply the lr by FACTOR after PATIENCE epochs without improvement")
+    g = p.add_argument_group("studies (results go to <out>/<grid|sweep>-<task>-<hash>; the "
+                             "same command again resumes)")
+    g.add_argument("--grid", action="append", metavar="KEY=V1,V2",
+                   help="GridSearchCV over these values (repeat for more keys) with scikeras "
+                   "and skorch, same folds, accuracy; keys: " + ", ".join(GRID_KEYS))
+    g.add_argument("--cv", type=int, default=3, help="cross-validation folds of --grid")
+    g.add_argument("--sweep", action="append", metavar="KEY=V1,V2",
+                   help="train every configuration in each framework (repeat for the cartesian "
+                   "product); inside a value '-' replaces ',' (dense=128-64); keys: "
+                   + ", ".join(SWEEP_KEYS))
     g = p.add_argument_group("execution")
     g.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                    help="CPU threads for each framework (the same for both)")
@@ -137,7 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    defaults = TASK_DEFAULTS[args.task]
+    defaults = TASK_DEFAULTS.get(args.task, CUSTOM_DEFAULTS)
+    val_size = defaults.val_size if args.val_size is None else args.val_size
+    if args.val_size is None and is_custom(args.task):  # own data: 10% of the pool validates
+        pool = load_dataset(args.task, image_size=args.image_size, image_dir=args.image_dir)
+        val_size = max(1, len(pool.x_train) // 10)
     model = args.model or defaults.model
     arch = customize(
         get_preset(model),
@@ -152,11 +182,12 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         batch_size=defaults.batch_size if args.batch_size is None else args.batch_size,
         seed=args.seed, split_seed=args.split_seed,
         train_size=args.train_size,
-        val_size=defaults.val_size if args.val_size is None else args.val_size,
+        val_size=val_size,
         restore_best=not args.no_restore_best, init=args.init,
         augment=parse_augment(args.augment),
         deterministic=not args.no_deterministic, threads=args.threads, device=args.device,
         data_dir=args.data_dir, cache_dir=args.cache_dir, download=not args.no_download,
+        image_size=args.image_size, image_dir=args.image_dir,
     )
 
 
@@ -164,7 +195,7 @@ def check_data(cfg: RunConfig) -> Dataset:
     """Load (and cache) the data and build the split before anything is written: bad data or
     sizes fail here, with one line, and leave no results behind."""
     ds = load_dataset(cfg.task, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir,
-                      download=cfg.download)
+                      download=cfg.download, image_size=cfg.image_size, image_dir=cfg.image_dir)
     make_split(len(ds.x_train), cfg.val_size, cfg.train_size, cfg.split_seed)
     layer_table(cfg.arch, input_shape(ds), len(ds.class_names))
     parse_augment(",".join(cfg.augment), channels=input_shape(ds)[-1])
@@ -197,6 +228,9 @@ def check_parity(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes:
 
 def new_run_dir(out: str, task: str) -> Path:
     """A fresh folder per invocation; mkdir is the lock, so parallel runs never share one."""
+    if is_custom(task):  # folder:/a/b/pets -> folder-pets
+        kind, _, where = task.partition(":")
+        task = f"{kind}-{Path(where).stem}"
     base = Path(out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{task}"
     base.parent.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
@@ -209,11 +243,43 @@ def new_run_dir(out: str, task: str) -> Path:
     raise UserError(f"could not create a new run folder under {out}")
 
 
-def run_framework(framework: str, job: Job, job_path: Path) -> int:
-    """Run one framework in its own Python process; its progress goes straight to the terminal."""
+def run_framework(framework: str, job: Job, job_path: Path, entry: str = "train") -> int:
+    """Run one framework in its own Python process (`python -m <framework>_impl.<entry> JOB`,
+    entry: train, or grid for --grid); its progress goes straight to the terminal."""
     write_json_atomic(job_path, job.to_dict())
-    cmd = [sys.executable, "-m", f"{framework}_impl.train", str(job_path)]
+    cmd = [sys.executable, "-m", f"{framework}_impl.{entry}", str(job_path)]
     return subprocess.call(cmd, cwd=ROOT)
+
+
+def run_study(args: argparse.Namespace, argv: list[str] | None, cfg: RunConfig,
+              callbacks: Callbacks, frameworks: tuple[str, ...]) -> int:
+    """--grid / --sweep (common.studies): every configuration is resolved and its data checked
+    before anything runs; the study folder is named after the arguments, so the same command
+    with the same --out resumes it."""
+    if args.grid and args.sweep:
+        raise UserError("--grid and --sweep are separate studies; give one of them")
+    if args.repeats > 1 or args.check_parity:
+        raise UserError("--repeats and --check-parity cannot be combined with --grid or --sweep")
+    if args.grid and args.cv < 2:
+        raise UserError("--cv must be at least 2")
+    if args.grid and (args.early_stopping or args.reduce_lr_on_plateau or cfg.augment):
+        raise UserError("--grid fits have no validation set and no augmentation: drop "
+                        "--early-stopping, --reduce-lr-on-plateau and --augment, or use --sweep")
+    kind = "grid" if args.grid else "sweep"
+    study = parse_study(args.grid or args.sweep, kind)
+    # A point overrides the flags it names, so defaults resolve as for one run (e.g. each
+    # optimizer of a grid gets its own default lr unless --lr is given).
+    configs = [config_from_args(argparse.Namespace(**{**vars(args), **point}))
+               for point in product(study)]
+    for point_cfg in configs:
+        check_data(point_cfg)
+    folder = study_folder(args.out, kind, cfg, callbacks, study, args.cv if args.grid else None)
+    command = "python compare.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    if args.grid:
+        return grid_study(folder, study, configs, frameworks, args.cv,
+                          functools.partial(run_framework, entry="grid"), command)
+    return sweep_study(folder, study, configs, frameworks, callbacks, run_framework, command,
+                       plots=not args.no_plots)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     callbacks = Callbacks(restore_best=cfg.restore_best, early_stopping=args.early_stopping,
                           reduce_lr=args.reduce_lr_on_plateau)
     ds = check_data(cfg)
+    if args.grid or args.sweep:
+        return run_study(args, argv, cfg, callbacks, frameworks)
     if args.check_parity:
         check_parity(cfg, input_shape(ds), len(ds.class_names))
         return 0

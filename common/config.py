@@ -29,6 +29,10 @@ class TaskDefaults:
     optimizer: str
 
 
+# Your own data (folder:PATH, csv:FILE): the CIFAR-10 CNN at 32x32; val_size 0 means 10% of the
+# training pool, resolved once the data is loaded.
+CUSTOM_DEFAULTS = TaskDefaults("cifar10_cnn", epochs=10, batch_size=32, val_size=0, optimizer="sgd")
+
 TASK_DEFAULTS: dict[str, TaskDefaults] = {
     "digits": TaskDefaults("digits_cnn", epochs=20, batch_size=32, val_size=300, optimizer="sgd"),
     # Adam: the lab's MNIST CNN reaches ~97.7% in one epoch with it, ~96% with SGD(0.01, 0.9)
@@ -58,6 +62,8 @@ class RunConfig:
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     device: str = "auto"
     data_dir: str | None = None
+    image_size: int | None = None  # resize images to this square size (own data, transfer)
+    image_dir: str | None = None  # images of a csv:FILE task
     cache_dir: str | None = None
     download: bool = True
 

@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image
 
+from common.custom_data import is_custom, load_custom
 from common.errors import DataError, UserError
 
 TASK_NAMES = ("digits", "mnist", "cifar10")
@@ -139,13 +140,19 @@ def load_dataset(
     cache_dir: str | Path | None = None,
     download: bool = True,
     downloader: Downloader | None = None,
+    image_size: int | None = None,
+    image_dir: str | None = None,
 ) -> Dataset:
     """Load `task` as uint8 NHWC images and int64 labels (see the module docstring for where from).
 
     `downloader` is passed to `pooch.retrieve` (tests use it to fake the network).
+    `image_size` and `image_dir` apply to your own data (folder:PATH, csv:FILE; common.custom_data).
     """
+    if is_custom(task):
+        return load_custom(task, image_size, image_dir)
     if task not in TASK_NAMES:
-        raise UserError(f"unknown task {task!r}; choose one of: {', '.join(TASK_NAMES)}")
+        raise UserError(f"unknown task {task!r}; choose one of: {', '.join(TASK_NAMES)}, "
+                        "folder:PATH, csv:FILE")
     if task == "digits":
         return _load_digits()
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()

@@ -46,7 +46,8 @@ class PreparedData:
 
 
 def prepare_data(cfg: RunConfig) -> PreparedData:
-    ds = load_dataset(cfg.task, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir, download=cfg.download)
+    ds = load_dataset(cfg.task, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir,
+                      download=cfg.download, image_size=cfg.image_size, image_dir=cfg.image_dir)
     split = make_split(len(ds.x_train), cfg.val_size, cfg.train_size, cfg.split_seed)
     # Per-channel standardisation with statistics of the training split only (no peeking at
     # validation or test data): SGD from a Glorot start learns far faster on centred inputs.
