@@ -13,6 +13,15 @@ from typing import Iterable
 import torch
 
 
+def _evaluate(closure):
+    """torch.optim's step(closure) contract: the closure computes the gradients (and returns the
+    loss) before the update; skorch's training step relies on it."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class KerasFormAdam(torch.optim.Optimizer):
     """Adam as Keras 3 computes it: p -= lr * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)."""
 
@@ -21,6 +30,7 @@ class KerasFormAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        loss = _evaluate(closure)
         for group in self.param_groups:
             b1, b2 = group["beta_1"], group["beta_2"]
             for p in group["params"]:
@@ -38,6 +48,7 @@ class KerasFormAdam(torch.optim.Optimizer):
                 v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
                 alpha = group["lr"] * (1 - b2**t) ** 0.5 / (1 - b1**t)
                 p.addcdiv_(m, v.sqrt().add_(group["epsilon"]), value=-alpha)
+        return loss
 
 
 class KerasFormRMSprop(torch.optim.Optimizer):
@@ -48,6 +59,7 @@ class KerasFormRMSprop(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        loss = _evaluate(closure)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -55,6 +67,7 @@ class KerasFormRMSprop(torch.optim.Optimizer):
                 v = self.state[p].setdefault("v", torch.zeros_like(p))
                 v.mul_(group["rho"]).addcmul_(p.grad, p.grad, value=1 - group["rho"])
                 p.addcdiv_(p.grad, v.add(group["epsilon"]).sqrt_(), value=-group["lr"])
+        return loss
 
 
 def make_optimizer(params: Iterable, hp: dict) -> torch.optim.Optimizer:
