@@ -9,7 +9,8 @@ model (same spec, same batch size) is trained on in-memory data by
 - a bare loop: PyTorch's textbook loop over shuffled index slices, and Keras' plain
   `model.fit(x, y, shuffle=True)`.
 Measurements alternate suite / bare after a warm-up epoch each; the median of `--rounds` is kept.
-The ratio suite / bare should stay above 0.95.
+The ratio suite / bare should stay above 0.95. With `--augment flip,crop` the suite's epoch also
+augments every batch (the bare loop does not), so the ratio is then the cost of augmentation.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common.config import RunConfig  # noqa: E402
+from common.augment import parse_augment  # noqa: E402
 from common.optim import resolve_optimizer  # noqa: E402
 from common.specs import get_preset  # noqa: E402
 from common.splits import epoch_order  # noqa: E402
@@ -77,7 +79,7 @@ def worker(framework: str, args: argparse.Namespace) -> dict:
         bare = _bare_keras
     cfg = RunConfig(task="synthetic", model=args.model, arch=get_preset(args.model),
                     optimizer=resolve_optimizer("sgd"), epochs=1, batch_size=args.batch_size,
-                    threads=args.threads, device="cpu")
+                    threads=args.threads, device="cpu", augment=parse_augment(args.augment))
     setup(cfg)
     data = synthetic(args.images, INPUT_SHAPES[args.model])
     trainer = make_trainer(cfg, data, None)
@@ -113,6 +115,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--augment", help="augmentations applied in the suite's epoch, e.g. flip,crop")
     p.add_argument("--framework", choices=("both", "keras", "torch"), default="both")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -126,7 +129,8 @@ def main() -> None:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
     print(f"model {args.model}, {args.images} images/epoch, batch {args.batch_size}, "
-          f"{args.threads} threads, median of {args.rounds} rounds\n")
+          f"{args.threads} threads, median of {args.rounds} rounds, suite augmentation: "
+          f"{args.augment or 'none'}\n")
     print("| framework | suite img/s | bare loop img/s | suite / bare |")
     print("|---|---|---|---|")
     for r in rows:

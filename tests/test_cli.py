@@ -104,3 +104,18 @@ def test_records_schema_and_fairness(digits_run):
     assert keras["config"] == torch["config"]
     # each framework ran in its own process and never loaded the other
     assert "torch" not in keras["environment"] and "tensorflow" not in torch["environment"]
+
+
+def test_early_stopping_uses_one_rule_in_both(tmp_path):
+    # a learning rate too high for Adam on a small training set: validation loss soon rises
+    proc = run_compare("--task", "digits", "--optimizer", "adam", "--lr", "0.02",
+                       "--train-size", "200", "--epochs", "12", "--early-stopping", "2",
+                       "--no-plots", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = {r["framework"]: r for r in records_of(run_dirs(tmp_path)[0])}
+    for r in records.values():
+        losses = [h["val_loss"] for h in r["history"]]
+        best = r["best_epoch"]
+        assert r["stopped_early"] and len(losses) == best + 2  # patience 2 after the best epoch
+        assert min(losses) == losses[best - 1] and all(v >= losses[best - 1] for v in losses[best:])
+    assert records["keras"]["best_epoch"] == records["torch"]["best_epoch"]
