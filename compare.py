@@ -34,6 +34,11 @@ from common.records import load_records, write_json_atomic, write_text_atomic
 from common.report import difference_lines, markdown_table, render_report
 from common.specs import PRESETS, customize, get_preset, layer_table, parse_filters
 from common.splits import make_split
+from common.transfer import (BACKBONES, DEFAULT_FINE_TUNE_LAYERS, DEFAULT_IMAGE_SIZE,
+                             FINE_TUNE_LR_FACTOR, PADDING_KERAS, PADDING_TORCHVISION, PIPELINES,
+                             PROBE_IMAGES, TransferSpec,
+                             agreement_lines, check_path_weights, report_lines, resolve_weights,
+                             spec_json, table_records)
 from common.studies import (GRID_KEYS, SWEEP_KEYS, grid_study, parse_study, product,
                             study_folder, sweep_study)
 from common.worker import Job
@@ -101,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "$DLCV_CACHE_DIR or ~/.cache/dlcv-compare")
     g.add_argument("--no-download", action="store_true", help="never download; fail if absent")
     g.add_argument("--image-size", type=int, help="resize images to this square size (own "
-                   "data: default 32)")
+                   f"data: default 32; --pipeline transfer: the backbone's input, default "
+                   f"{DEFAULT_IMAGE_SIZE})")
     g.add_argument("--image-dir", help="folder of the images listed by --task csv:FILE")
     g.add_argument("--train-size", type=int, help="training examples (default: all left after "
                    "the validation set)")
@@ -118,6 +124,30 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dropout", type=float, help="dropout after the first hidden dense layer")
     g.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
                    help="batch norm after every conv")
+    g = p.add_argument_group("transfer learning (--pipeline transfer)")
+    g.add_argument("--pipeline", default="cnn", choices=PIPELINES,
+                   help="cnn: the preset CNN; transfer: a pretrained backbone with a new head, "
+                   "trained in two phases (frozen base, then fine-tuning of its top blocks)")
+    g.add_argument("--backbone", choices=tuple(BACKBONES),
+                   help="default mobilenetv2; " + "; ".join(
+                       f"{b.name}: keras.applications.{b.keras_name} / torchvision.models."
+                       f"{b.torch_name}" for b in BACKBONES.values()))
+    g.add_argument("--weights", metavar="imagenet|none|PATH",
+                   help="default imagenet: each framework's own ImageNet weights (its download "
+                   "cache); none: random initialisation; PATH: a torchvision-format MobileNetV2 "
+                   "feature state dict loaded into both frameworks (the same start)")
+    g.add_argument("--fine-tune-layers", type=int, metavar="BLOCKS",
+                   help=f"top blocks of the base unfrozen in phase 2 (default "
+                   f"{DEFAULT_FINE_TUNE_LAYERS}; " + ", ".join(
+                       f"{b.name} has {b.blocks}" for b in BACKBONES.values()) + ")")
+    g.add_argument("--fine-tune-lr", type=float,
+                   help=f"learning rate of phase 2 (default: --lr x {FINE_TUNE_LR_FACTOR:g})")
+    g.add_argument("--fine-tune-epochs", type=int,
+                   help="epochs of phase 2 (default: --epochs; 0 skips it)")
+    g.add_argument("--match-padding", action=argparse.BooleanOptionalAction, default=None,
+                   help="mobilenetv2: Keras pads stride-2 convs 1 px on every side like "
+                   "torchvision (not bottom/right only), so both graphs compute the same "
+                   "function (default: on with --weights PATH)")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, help="default per task: " + ", ".join(
         f"{t}={d.epochs}" for t, d in TASK_DEFAULTS.items()))
@@ -162,6 +192,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+TRANSFER_FLAGS = ("backbone", "weights", "fine_tune_layers", "fine_tune_lr", "fine_tune_epochs",
+                  "match_padding")
+
+
+def transfer_from_args(args: argparse.Namespace, lr: float, epochs: int) -> TransferSpec | None:
+    if args.pipeline != "transfer":
+        given = [f"--{f.replace('_', '-')}" for f in TRANSFER_FLAGS if getattr(args, f) is not None]
+        if given:
+            raise UserError(f"{', '.join(given)} apply to --pipeline transfer only")
+        return None
+    backbone = args.backbone or "mobilenetv2"
+    weights = resolve_weights(args.weights or "imagenet", backbone)
+    match_padding = args.match_padding
+    if match_padding is None:  # PATH weights promise the same start: make the graphs equal too
+        match_padding = weights not in ("imagenet", "none") and BACKBONES[backbone].padding_differs
+    return TransferSpec(
+        backbone=backbone, weights=weights,
+        image_size=DEFAULT_IMAGE_SIZE if args.image_size is None else args.image_size,
+        fine_tune_layers=(DEFAULT_FINE_TUNE_LAYERS if args.fine_tune_layers is None
+                          else args.fine_tune_layers),
+        fine_tune_lr=lr * FINE_TUNE_LR_FACTOR if args.fine_tune_lr is None else args.fine_tune_lr,
+        fine_tune_epochs=epochs if args.fine_tune_epochs is None else args.fine_tune_epochs,
+        match_padding=match_padding,
+    )
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     defaults = TASK_DEFAULTS.get(args.task, CUSTOM_DEFAULTS)
     val_size = defaults.val_size if args.val_size is None else args.val_size
@@ -175,10 +231,12 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         kernel_size=args.kernel_size, dense=args.dense, dropout=args.dropout,
         batch_norm=args.batch_norm,
     )
+    optimizer = resolve_optimizer(args.optimizer or defaults.optimizer, args.lr, args.momentum)
+    epochs = defaults.epochs if args.epochs is None else args.epochs
+    transfer = transfer_from_args(args, optimizer["lr"], epochs)
     return RunConfig(
-        task=args.task, model=model, arch=arch,
-        optimizer=resolve_optimizer(args.optimizer or defaults.optimizer, args.lr, args.momentum),
-        epochs=defaults.epochs if args.epochs is None else args.epochs,
+        task=args.task, model=transfer.backbone if transfer else model, arch=arch,
+        optimizer=optimizer, epochs=epochs,
         batch_size=defaults.batch_size if args.batch_size is None else args.batch_size,
         seed=args.seed, split_seed=args.split_seed,
         train_size=args.train_size,
@@ -188,6 +246,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         deterministic=not args.no_deterministic, threads=args.threads, device=args.device,
         data_dir=args.data_dir, cache_dir=args.cache_dir, download=not args.no_download,
         image_size=args.image_size, image_dir=args.image_dir,
+        pipeline=args.pipeline, transfer=transfer,
     )
 
 
@@ -224,6 +283,56 @@ def check_parity(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes:
         else:
             label = f"trainable weights after one {name} step"
         print(f"| {label} | {diff:.2e} | {'yes' if diff < TOLERANCE else 'no'} |")
+
+
+def _transfer_process(framework: str, *args: str) -> str | None:
+    """`python -m <framework>_impl.transfer ARGS`; None, or its one-line error."""
+    proc = subprocess.run([sys.executable, "-m", f"{framework}_impl.transfer", *args], cwd=ROOT,
+                          capture_output=True, text=True)
+    if proc.returncode == 0:
+        return None
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    return errors[-1][len("error: "):] if errors else (
+        f"{framework}: {' '.join(proc.args[1:4])} failed (exit {proc.returncode}): "
+        + " ".join(proc.stderr.strip().splitlines()[-1:]))
+
+
+def check_weights(cfg: RunConfig, frameworks: tuple[str, ...]) -> None:
+    """Before anything is written: PATH must be a state dict of the backbone's size, and
+    `imagenet` weights must be in each framework's cache (downloaded now unless --no-download).
+    Otherwise one line naming the file and the folder to place it in."""
+    spec = cfg.transfer
+    check_path_weights(spec)
+    if spec.weights != "imagenet":
+        return
+    flags = [] if cfg.download else ["--no-download"]
+    errors = [_transfer_process(fw, "fetch", spec_json(spec), *flags) for fw in frameworks]
+    if any(errors):
+        raise UserError("; ".join(e for e in errors if e))
+
+
+def check_transfer_parity(cfg: RunConfig, ds: Dataset) -> None:
+    """--check-parity --pipeline transfer: both frameworks' pooled base features of the first
+    test images, each framework in its own process."""
+    spec = cfg.transfer
+    if spec.weights in ("imagenet", "none"):
+        raise UserError("--check-parity --pipeline transfer compares the frameworks' features "
+                        "from the same weights: give --weights PATH")
+    import numpy as np  # noqa: PLC0415  (only this check needs arrays here)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "images.npy", ds.x_test[:PROBE_IMAGES].astype(np.float32) / 255)
+        for fw in FRAMEWORKS:
+            error = _transfer_process(fw, "probe", spec_json(spec), str(Path(tmp) / "images.npy"),
+                                      str(Path(tmp) / f"{fw}.npz"), "--threads", str(cfg.threads))
+            if error:
+                raise UserError(error)
+        keras, torch = (dict(np.load(Path(tmp) / f"{fw}.npz")) for fw in FRAMEWORKS)
+    used = PADDING_TORCHVISION if spec.match_padding else PADDING_KERAS
+    print(f"\nFeature agreement of {spec.backbone} with {spec.weights_label()} at "
+          f"{spec.image_size}px on {cfg.task}:")
+    for line in agreement_lines(keras, torch, used):
+        print(line)
 
 
 def new_run_dir(out: str, task: str) -> Path:
@@ -293,11 +402,18 @@ def main(argv: list[str] | None = None) -> int:
     callbacks = Callbacks(restore_best=cfg.restore_best, early_stopping=args.early_stopping,
                           reduce_lr=args.reduce_lr_on_plateau)
     ds = check_data(cfg)
+    if cfg.transfer and (args.grid or args.sweep):
+        raise UserError("--grid and --sweep study the CNN presets; drop --pipeline transfer")
     if args.grid or args.sweep:
         return run_study(args, argv, cfg, callbacks, frameworks)
+    if args.check_parity and cfg.transfer:
+        check_transfer_parity(cfg, ds)
+        return 0
     if args.check_parity:
         check_parity(cfg, input_shape(ds), len(ds.class_names))
         return 0
+    if cfg.transfer:
+        check_weights(cfg, frameworks)
 
     run_dir = new_run_dir(args.out, cfg.task)
     command = "python compare.py " + shlex.join(argv if argv is not None else sys.argv[1:])
@@ -323,12 +439,15 @@ def main(argv: list[str] | None = None) -> int:
     records = load_records(run_dir)
     if records:
         figures = "" if args.no_plots else write_figures(records, ds.x_test, run_dir)
+        transfer = report_lines(records, run_dir)  # [] for the CNN pipeline
+        section = "\n".join(["## Transfer learning", "", *transfer, "", ""]) if transfer else ""
+        shown = table_records(records)  # the epochs column counts both transfer phases
         write_text_atomic(run_dir / "report.md",
-                          render_report(records, run_config, command) + figures)
+                          render_report(shown, run_config, command) + section + figures)
         print(f"\nResults: {run_dir}/report.md\n")
-        for line in difference_lines(records):
+        for line in transfer + difference_lines(records):
             print(line)
-        print(markdown_table(records))
+        print(markdown_table(shown))
     if failed:
         raise UserError(f"run failed: {', '.join(failed)}; completed records are in {run_dir}")
     return 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from common.errors import UserError
 from common.specs import ArchSpec, ConvBlock
+from common.transfer import PIPELINES, TransferSpec
 
 FRAMEWORKS = ("keras", "torch")
 DEVICES = ("auto", "cpu", "cuda")
@@ -66,6 +67,8 @@ class RunConfig:
     image_dir: str | None = None  # images of a csv:FILE task
     cache_dir: str | None = None
     download: bool = True
+    pipeline: str = "cnn"  # "cnn": the preset CNN; "transfer": a pretrained backbone + new head
+    transfer: TransferSpec | None = None  # set exactly when pipeline == "transfer"
 
     def __post_init__(self) -> None:
         checks = [
@@ -76,6 +79,9 @@ class RunConfig:
             (self.train_size is None or self.train_size >= 1, "--train-size must be at least 1"),
             (self.device in DEVICES, f"--device must be one of: {', '.join(DEVICES)}"),
             (self.init in INITS, f"--init must be one of: {', '.join(INITS)}"),
+            (self.pipeline in PIPELINES, f"--pipeline must be one of: {', '.join(PIPELINES)}"),
+            ((self.transfer is not None) == (self.pipeline == "transfer"),
+             "a transfer pipeline needs its TransferSpec, and only it has one"),
         ]
         for ok, message in checks:
             if not ok:
@@ -93,4 +99,6 @@ class RunConfig:
         )
         arch["dense"] = tuple(arch["dense"])
         data["augment"] = tuple(data.get("augment", ()))
+        if data.get("transfer") is not None:
+            data["transfer"] = TransferSpec(**data["transfer"])
         return cls(arch=ArchSpec(**arch), **data)

@@ -19,6 +19,7 @@ from common.worker import PreparedData, worker_main
 from keras_impl.augment import build_augmenter
 from keras_impl.model import build_model, count_params, load_weights
 from keras_impl.optim import make_optimizer, set_lr
+from keras_impl.transfer import TransferModel, make_transfer_model
 
 EVAL_BATCH_SIZE = 512  # inference only: large batches, same value on both sides
 
@@ -64,11 +65,16 @@ class BatchTimer(keras.callbacks.Callback):
 class KerasTrainer:
     name = "keras"
 
-    def __init__(self, cfg: RunConfig, data: PreparedData, weights: list | None):
+    def __init__(self, cfg: RunConfig, data: PreparedData, weights: list | None,
+                 model: keras.Model | None = None):
+        """`model`: train this ready model instead of the config's CNN (transfer learning)."""
         self.device = resolve_device(cfg.device)
         self.batch_size = cfg.batch_size
-        self.model = build_model(cfg.arch, data.input_shape, data.num_classes,
-                                 front=build_augmenter(cfg.augment, cfg.seed, data.input_shape))
+        self.eval_batch_size = EVAL_BATCH_SIZE
+        if model is None:
+            model = build_model(cfg.arch, data.input_shape, data.num_classes,
+                                front=build_augmenter(cfg.augment, cfg.seed, data.input_shape))
+        self.model = model
         if weights is not None:
             load_weights(self.model, weights)
         self.params = count_params(self.model)
@@ -87,7 +93,7 @@ class KerasTrainer:
         return float(history.history["loss"][0]), float(history.history["accuracy"][0])
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.model.predict(x, batch_size=EVAL_BATCH_SIZE, verbose=0)
+        return self.model.predict(x, batch_size=self.eval_batch_size, verbose=0)
 
     def get_weights(self) -> list:
         return self.model.get_weights()
@@ -99,12 +105,20 @@ class KerasTrainer:
         set_lr(self.model.optimizer, lr)
 
 
-def make_trainer(cfg: RunConfig, data: PreparedData, weights: list | None) -> KerasTrainer:
-    return KerasTrainer(cfg, data, weights)
+def make_trainer(cfg: RunConfig, data: PreparedData, weights: list | None,
+                 model: keras.Model | None = None) -> KerasTrainer:
+    return KerasTrainer(cfg, data, weights, model)
+
+
+def make_transfer(cfg: RunConfig, data: PreparedData) -> TransferModel:
+    resolve_device(cfg.device)  # --device cpu hides the GPUs before the backbone is built
+    # augmentation goes in front of the network, as for the CNNs (used when phase 1 runs on images)
+    return make_transfer_model(cfg, data, front=build_augmenter(cfg.augment, cfg.seed,
+                                                                data.input_shape))
 
 
 def main() -> None:
-    worker_main("keras", setup, make_trainer)
+    worker_main("keras", setup, make_trainer, make_transfer)
 
 
 if __name__ == "__main__":

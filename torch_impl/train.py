@@ -21,6 +21,7 @@ from common.worker import PreparedData, worker_main
 from torch_impl.augment import build_augmenter
 from torch_impl.model import build_model, count_params, load_weights
 from torch_impl.optim import make_optimizer, set_lr
+from torch_impl.transfer import TransferModel, make_transfer_model
 
 EVAL_BATCH_SIZE = 512  # inference only: large batches, same value on both sides
 
@@ -49,14 +50,21 @@ def setup(cfg: RunConfig) -> dict:
 class TorchTrainer:
     name = "torch"
 
-    def __init__(self, cfg: RunConfig, data: PreparedData, weights: list | None):
+    def __init__(self, cfg: RunConfig, data: PreparedData, weights: list | None,
+                 model: torch.nn.Module | None = None):
+        """`model`: train this ready model instead of the config's CNN (transfer learning)."""
         self.device = resolve_device(cfg.device)
         self.batch_size = cfg.batch_size
-        self.model = build_model(cfg.arch, data.input_shape, data.num_classes).to(self.device)
+        self.eval_batch_size = EVAL_BATCH_SIZE
+        if model is None:
+            model = build_model(cfg.arch, data.input_shape, data.num_classes)
+        self.model = model.to(self.device)
         if weights is not None:
             load_weights(self.model, weights)
         self.params = count_params(self.model)
-        self.optimizer = make_optimizer(self.model.parameters(), cfg.optimizer)
+        # frozen parameters (transfer learning) stay out of the optimizer
+        self.optimizer = make_optimizer([p for p in self.model.parameters() if p.requires_grad],
+                                        cfg.optimizer)
         self.augment = build_augmenter(cfg.augment, cfg.seed, self.device)
         self.batch_seconds: list[float] = []
         self._tensors: dict[int, tuple[np.ndarray, torch.Tensor]] = {}
@@ -78,7 +86,7 @@ class TorchTrainer:
         """Training pass when `order` is given (returns mean loss, accuracy), else logits."""
         training = order is not None
         self.model.train(training)
-        n, bs = len(x), (self.batch_size if training else EVAL_BATCH_SIZE)
+        n, bs = len(x), (self.batch_size if training else self.eval_batch_size)
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         outputs: list[torch.Tensor] = []
@@ -124,12 +132,18 @@ class TorchTrainer:
         set_lr(self.optimizer, lr)
 
 
-def make_trainer(cfg: RunConfig, data: PreparedData, weights: list | None) -> TorchTrainer:
-    return TorchTrainer(cfg, data, weights)
+def make_trainer(cfg: RunConfig, data: PreparedData, weights: list | None,
+                 model: torch.nn.Module | None = None) -> TorchTrainer:
+    return TorchTrainer(cfg, data, weights, model)
+
+
+def make_transfer(cfg: RunConfig, data: PreparedData) -> TransferModel:
+    # augmentation is the trainer's, on training batches (used when phase 1 runs on images)
+    return make_transfer_model(cfg, data, resolve_device(cfg.device))
 
 
 def main() -> None:
-    worker_main("torch", setup, make_trainer)
+    worker_main("torch", setup, make_trainer, make_transfer)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,498 @@
+"""Transfer learning as data: the backbone registry, the resolved `TransferSpec`, and the
+framework-free helpers both workers and compare.py share.
+
+`keras_impl.transfer` builds each backbone from `keras.applications`, `torch_impl.transfer` from
+`torchvision.models`; this module says what each side must build and how it preprocesses:
+
+- a backbone is cut before its classifier; a new head (global average pool -> dropout -> dense)
+  is trained in two phases driven by the same `common.loop.fit`: (1) the frozen base with
+  BatchNorm in inference mode and a new head, on cached base features when nothing varies per
+  epoch (no augmentation), (2) fine-tuning of the top `fine_tune_layers` *blocks* of the base at
+  `fine_tune_lr`, BatchNorm still in inference mode (the Keras transfer-learning guide's rule);
+- `--weights PATH` is a torchvision-format MobileNetV2 feature state dict loaded into *both*
+  frameworks, so they start from the same pretrained backbone (`imagenet` cannot promise that:
+  each framework ships its own ImageNet training). `read_torch_state_dict` reads such a file
+  with numpy only, so the Keras process never imports torch.
+
+This module never imports a framework.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import json
+import pickle
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from common.errors import UserError
+
+PIPELINES = ("cnn", "transfer")
+WEIGHT_CHOICES = ("imagenet", "none")  # or a PATH
+DEFAULT_IMAGE_SIZE = 96  # pixels; ImageNet training used 224, which is ~5x slower on a CPU
+DEFAULT_FINE_TUNE_LAYERS = 3  # top blocks of the base unfrozen in phase 2
+FINE_TUNE_LR_FACTOR = 0.1  # default fine-tune lr = head lr * this
+HEAD_DROPOUT = 0.2  # as in the Keras transfer-learning guide
+PROBE_IMAGES = 16  # first test images whose features each framework saves for the agreement check
+EVAL_BATCH_SIZE = 128  # inference through a backbone: smaller than the CNN's to bound memory
+# How a framework's graph pads (record and report wording)
+PADDING_KERAS = "Keras' (stride-2 convs pad bottom/right only)"
+PADDING_TORCHVISION = "torchvision's (stride-2 convs pad 1 px on every side)"
+PADDING_ALIKE = "alike in both frameworks"
+
+
+# ----------------------------------------------------------------------------- preprocessing
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What a backbone expects, applied to RGB images in [0, 1] (after resizing):
+    out = (x[..., channels] - mean) / std, with channels reversed (RGB -> BGR) when `bgr`."""
+
+    name: str
+    description: str
+    mean: tuple[float, float, float]  # in [0, 1] units, in the output channel order
+    std: tuple[float, float, float]
+    bgr: bool = False
+
+
+TORCHVISION = Preprocessing(
+    "torchvision mean/std",
+    "RGB in [0, 1] minus the ImageNet mean (0.485, 0.456, 0.406), over std (0.229, 0.224, 0.225)",
+    mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+KERAS_TF = Preprocessing(
+    "keras tf mode [-1, 1]", "RGB scaled to [-1, 1] (x / 127.5 - 1: keras 'tf' mode)",
+    mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+# 'caffe' mode works on 0-255 values: x * 255 - mean_255 = (x - mean_255 / 255) / (1 / 255)
+KERAS_CAFFE = Preprocessing(
+    "keras caffe mode (BGR - mean)",
+    "BGR in 0-255 minus the ImageNet mean pixel (103.939, 116.779, 123.68): keras 'caffe' mode",
+    mean=(103.939 / 255, 116.779 / 255, 123.68 / 255), std=(1 / 255, 1 / 255, 1 / 255), bgr=True)
+
+
+# ----------------------------------------------------------------------------- backbones
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """One architecture both frameworks ship, cut before its classifier."""
+
+    name: str
+    keras_name: str  # keras.applications class
+    torch_name: str  # torchvision.models builder
+    feature_dim: int  # channels of the last feature map = length of the pooled feature vector
+    blocks: int  # units --fine-tune-layers counts from the top (see `block_note`)
+    block_note: str
+    keras_preprocessing: Preprocessing  # what keras.applications.<module>.preprocess_input does
+    torch_preprocessing: Preprocessing  # what the torchvision weights' transforms do
+    min_size: int = 32  # smallest input keras.applications accepts
+    path_weights: bool = False  # accepts --weights PATH (torchvision-format feature state dict)
+    path_tensors: int = 0  # tensors in such a state dict (a cheap check before any run)
+    # Keras pads stride-2 convolutions bottom/right only (TensorFlow 'same'), torchvision on both
+    # sides; the Keras graph can pad like torchvision so the two compute the same function.
+    padding_differs: bool = False
+    notes: str = ""
+
+
+BACKBONES: dict[str, Backbone] = {
+    b.name: b
+    for b in (
+        Backbone(
+            "mobilenetv2", "MobileNetV2", "mobilenet_v2", feature_dim=1280, blocks=19,
+            block_note="stem conv, 17 inverted-residual blocks, final 1x1 conv "
+            "(torchvision's `features` entries)",
+            keras_preprocessing=KERAS_TF, torch_preprocessing=TORCHVISION,
+            path_weights=True, path_tensors=312, padding_differs=True,
+            notes="width 1.0; BatchNorm epsilon 1e-3 in Keras, 1e-5 in torchvision",
+        ),
+        Backbone(
+            "resnet50", "ResNet50", "resnet50", feature_dim=2048, blocks=17,
+            block_note="stem (conv, BN, max-pool), 16 bottleneck blocks",
+            keras_preprocessing=KERAS_CAFFE, torch_preprocessing=TORCHVISION,
+            notes="Keras builds ResNet v1 (stride 2 in a bottleneck's first 1x1 conv, convs with "
+            "biases), torchvision v1.5 (stride 2 in the 3x3 conv, no conv biases): the same "
+            "layers, not the same function",
+        ),
+        Backbone(
+            "vgg16", "VGG16", "vgg16", feature_dim=512, blocks=5,
+            block_note="5 conv blocks, each ending in a max-pool",
+            keras_preprocessing=KERAS_CAFFE, torch_preprocessing=TORCHVISION,
+            notes="identical architecture in both (13 convs with biases, no BatchNorm)",
+        ),
+    )
+}
+
+
+def get_backbone(name: str) -> Backbone:
+    if name not in BACKBONES:
+        raise UserError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
+    return BACKBONES[name]
+
+
+def is_path(weights: str) -> bool:
+    return weights not in WEIGHT_CHOICES
+
+
+def resolve_weights(text: str, backbone: str) -> str:
+    """'imagenet' | 'none' | PATH (made absolute: workers run from the repository root)."""
+    if not is_path(text):
+        return text
+    path = Path(text).expanduser().resolve()
+    if not path.is_file():
+        raise UserError(f"--weights {text}: no such file (give imagenet, none, or the path of a "
+                        "torchvision-format MobileNetV2 feature state dict)")
+    if not get_backbone(backbone).path_weights:
+        supported = [b.name for b in BACKBONES.values() if b.path_weights]
+        raise UserError(f"--weights PATH loads a torchvision-format state dict into both "
+                        f"frameworks; supported for: {', '.join(supported)} (not {backbone})")
+    return str(path)
+
+
+# ----------------------------------------------------------------------------- the spec
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    """The resolved transfer-learning settings (saved in every record with the RunConfig)."""
+
+    backbone: str
+    weights: str = "imagenet"  # 'imagenet' | 'none' | absolute PATH
+    image_size: int = DEFAULT_IMAGE_SIZE  # square input of the backbone, pixels
+    fine_tune_layers: int = DEFAULT_FINE_TUNE_LAYERS  # top blocks of the base unfrozen in phase 2
+    fine_tune_lr: float = 1e-3
+    fine_tune_epochs: int = 1  # 0 skips phase 2
+    dropout: float = HEAD_DROPOUT
+    match_padding: bool = False  # Keras pads stride-2 convs like torchvision (mobilenetv2)
+
+    def __post_init__(self) -> None:
+        b = get_backbone(self.backbone)
+        checks = [
+            (self.image_size >= b.min_size,
+             f"--image-size must be at least {b.min_size} for {b.name} (ImageNet weights were "
+             "trained at 224)"),
+            (0 <= self.fine_tune_layers <= b.blocks,
+             f"--fine-tune-layers counts blocks of {b.name}: 0 to {b.blocks} ({b.block_note})"),
+            (self.fine_tune_epochs >= 0, "--fine-tune-epochs must be at least 0"),
+            (self.fine_tune_epochs == 0 or self.fine_tune_layers >= 1,
+             "--fine-tune-layers 0 leaves nothing to fine-tune; give --fine-tune-epochs 0 to "
+             "skip phase 2"),
+            (self.fine_tune_lr > 0, "--fine-tune-lr must be positive"),
+            (0 <= self.dropout < 1, "head dropout must be in [0, 1)"),
+            (not self.match_padding or b.padding_differs,
+             f"--match-padding: {b.name}'s graphs already pad alike in both frameworks"),
+            (self.weights in WEIGHT_CHOICES or Path(self.weights).is_absolute(),
+             "TransferSpec.weights must be imagenet, none or an absolute path"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+    @property
+    def info(self) -> Backbone:
+        return BACKBONES[self.backbone]
+
+    def preprocessing(self, framework: str) -> Preprocessing:
+        """PATH weights are torchvision-trained: both sides then normalise the torchvision way."""
+        if is_path(self.weights) or framework == "torch":
+            return self.info.torch_preprocessing
+        return self.info.keras_preprocessing
+
+    def weights_label(self) -> str:
+        return Path(self.weights).name if is_path(self.weights) else self.weights
+
+
+def download_failure(err: Exception, url: str) -> str:
+    """One short clause for a failed weights download (the url itself is long and known)."""
+    text = " ".join(str(err).replace(url, "the weights url").split())
+    return f"the download failed ({type(err).__name__}: {text[:150]})"
+
+
+def features_cacheable(augment: tuple[str, ...]) -> bool:
+    """Phase 1 can train the head on base features computed once unless the inputs change every
+    epoch: augmentation draws new images each epoch, so the base must run on every batch."""
+    return not augment
+
+
+def head_weights(feature_dim: int, num_classes: int, seed: int) -> dict[str, np.ndarray]:
+    """The new dense layer's shared start (Keras layout: kernel (in, out)): the same Glorot rule
+    and random stream as the CNNs' common.init, for an input of `feature_dim` pooled features."""
+    from common.init import initial_weights  # noqa: PLC0415
+    from common.specs import ArchSpec  # noqa: PLC0415
+
+    head = ArchSpec("transfer_head", blocks=())
+    return initial_weights(head, (1, 1, feature_dim), num_classes, seed)[0]
+
+
+# ----------------------------------------------------------------------------- torch files
+
+
+_TORCH_STORAGES = {
+    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
+    "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
+    "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
+}
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER
+
+
+@dataclass
+class _Storage:
+    dtype: np.dtype
+    numel: int
+    data: bytes = b""
+
+
+@dataclass
+class _Tensor:
+    """A tensor whose storage bytes come later in the file (legacy format)."""
+
+    storage: _Storage
+    offset: int
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+
+    def array(self) -> np.ndarray:
+        flat = np.frombuffer(self.storage.data, dtype=self.storage.dtype, count=self.storage.numel)
+        item = flat.itemsize
+        view = np.lib.stride_tricks.as_strided(flat[self.offset:], shape=self.size,
+                                               strides=tuple(s * item for s in self.stride))
+        return np.array(view)
+
+
+def _rebuild_tensor_v2(storage, offset, size, stride, *_ignored) -> _Tensor:
+    return _Tensor(storage, offset, tuple(size), tuple(stride))
+
+
+def _rebuild_parameter(data, *_ignored):
+    return data
+
+
+class _TorchUnpickler(pickle.Unpickler):
+    """Unpickles a state dict and nothing else: only the few globals a tensor dict needs are
+    allowed (like torch.load(weights_only=True)), so a weights file cannot run code."""
+
+    _GLOBALS = {
+        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    }
+
+    def __init__(self, file, storages: dict[str, _Storage]):
+        super().__init__(file)
+        self.storages = storages
+
+    def find_class(self, module: str, name: str):
+        if module == "torch" and name in _TORCH_STORAGES:
+            return np.dtype(_TORCH_STORAGES[name])
+        if (module, name) in self._GLOBALS:
+            return self._GLOBALS[(module, name)]
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a weights file")
+
+    def persistent_load(self, pid):
+        # ('storage', dtype, key, location, numel[, view metadata (legacy format)])
+        if pid[0] != "storage" or (len(pid) > 5 and pid[5] is not None):
+            raise pickle.UnpicklingError(f"unsupported persistent id {pid[0]!r}")
+        _, dtype, key, _location, numel = pid[:5]
+        return self.storages.setdefault(str(key), _Storage(dtype, int(numel)))
+
+
+def read_torch_state_dict(path: str | Path) -> dict[str, np.ndarray]:
+    """A `torch.save`d state dict as numpy arrays, in the file's key order, without torch.
+
+    Both of torch's formats: the zip archive (torch >= 1.6) and the legacy sequence of pickles
+    followed by raw little-endian storages.
+    """
+    path = Path(path)
+    storages: dict[str, _Storage] = {}
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                pkl = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
+                prefix = pkl[: -len("data.pkl")]
+                with archive.open(pkl) as f:
+                    state = _TorchUnpickler(f, storages).load()
+                for key, storage in storages.items():
+                    storage.data = archive.read(f"{prefix}data/{key}")
+        else:
+            with path.open("rb") as f:
+                if pickle.load(f) != _LEGACY_MAGIC:
+                    raise ValueError("not a torch.save file (bad magic number)")
+                pickle.load(f)  # protocol version
+                pickle.load(f)  # system info (little-endian check below)
+                state = _TorchUnpickler(f, storages).load()
+                for key in pickle.load(f):
+                    storage = storages[str(key)]
+                    numel = int.from_bytes(f.read(8), "little")
+                    nbytes = numel * storage.dtype.itemsize
+                    storage.data = f.read(nbytes)
+                    if numel != storage.numel or len(storage.data) != nbytes:
+                        raise ValueError(f"storage {key} is truncated")
+    except (OSError, ValueError, KeyError, StopIteration, EOFError, pickle.UnpicklingError) as err:
+        raise UserError(f"--weights {path}: not a readable torch state dict "
+                        f"({type(err).__name__}: {err})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, _Tensor) for v in state.values()):
+        raise UserError(f"--weights {path}: expected a state dict of tensors")
+    return {k: v.array() for k, v in state.items()}
+
+
+def check_path_weights(spec: TransferSpec) -> None:
+    """Before any run: PATH must be a state dict with as many tensors as the backbone has."""
+    if not is_path(spec.weights):
+        return
+    state = read_torch_state_dict(spec.weights)
+    expected = spec.info.path_tensors
+    if len(state) != expected:
+        raise UserError(f"--weights {spec.weights}: {len(state)} tensors, but a torchvision "
+                        f"{spec.backbone} feature state dict has {expected}")
+
+
+# ----------------------------------------------------------------------------- agreement
+
+
+def feature_agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """How closely two frameworks' pooled features of the same images agree."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-30)
+    return {"images": int(len(a)), "cosine_min": float(cosine.min()),
+            "cosine_mean": float(cosine.mean()), "max_abs_diff": float(np.abs(a - b).max()),
+            "max_abs_feature": float(max(np.abs(a).max(), np.abs(b).max()))}
+
+
+def probe_path(record_path: str | Path) -> Path:
+    """Where a worker saves its probe features: record-X.json -> features-X.npz beside it."""
+    p = Path(record_path)
+    return p.with_name(p.name.replace("record-", "features-", 1)).with_suffix(".npz")
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+def table_records(records: list[dict]) -> list[dict]:
+    """Records as the comparison table should count them: the epochs column plans both phases.
+
+    (The records themselves are unchanged; `history` holds the epochs of both phases.)"""
+    shown = []
+    for r in records:
+        spec = r["config"].get("transfer")
+        if r["config"].get("pipeline") == "transfer" and spec:
+            planned = r["config"]["epochs"] + spec["fine_tune_epochs"]
+            r = {**r, "config": {**r["config"], "epochs": planned}}
+        shown.append(r)
+    return shown
+
+
+def _agreement_line(label: str, agreement: dict[str, float]) -> str:
+    return (f"{label}: cosine min {agreement['cosine_min']:.6f} (mean "
+            f"{agreement['cosine_mean']:.6f}), max abs difference {agreement['max_abs_diff']:.2e} "
+            f"(largest feature {agreement['max_abs_feature']:.2f})")
+
+
+def report_lines(records: list[dict], run_dir: str | Path) -> list[str]:
+    """The transfer-learning facts of a run, from its records and probe files (markdown lines)."""
+    runs = [r for r in records if r["config"].get("pipeline") == "transfer"]
+    if not runs:
+        return []
+    spec = TransferSpec(**runs[0]["config"]["transfer"])
+    lines = [f"Transfer learning: {spec.backbone} at {spec.image_size}x{spec.image_size} px, "
+             f"weights {spec.weights_label()}; the epochs column counts both phases. Training "
+             "seconds include the one-off feature extraction, counted as first-epoch overhead."]
+    for r in runs:
+        t = r["transfer"]
+        head, *rest = t["phases"]
+        cached = ("the frozen base's features computed once "
+                  f"({t['feature_extraction_seconds']:.1f} s) and the head trained on them"
+                  if t["features_cached"] else "the frozen base run on every batch "
+                  "(augmentation changes the inputs each epoch)")
+        tail = "; no fine-tuning" if not rest else (
+            f"; phase 2: top {rest[0]['blocks']} of {spec.info.blocks} blocks unfrozen at lr "
+            f"{rest[0]['lr']:g}, {rest[0]['trainable_params']:,} trainable parameters, "
+            f"{rest[0]['epochs']} epoch(s)")
+        lines.append(
+            f"- {r['framework']}: base from {t['weights_source']}; preprocessing: "
+            f"{t['preprocessing']['description']}; padding: {t['padding']}; phase 1: {cached}, "
+            f"BatchNorm in inference mode, {head['trainable_params']:,} trainable parameters"
+            + tail + ".")
+    if is_path(spec.weights):
+        lines += _probe_lines(runs, Path(run_dir))
+    else:
+        lines.append("- Feature agreement between the frameworks is not measured: with "
+                     f"--weights {spec.weights} their bases hold different weights.")
+    return lines
+
+
+def agreement_lines(keras: dict[str, np.ndarray], torch: dict[str, np.ndarray],
+                    used: str) -> list[str]:
+    """PyTorch's probe features vs Keras', with the padding the Keras graph used and, where it
+    has them, with the other padding (markdown bullets)."""
+    other = PADDING_TORCHVISION if used == PADDING_KERAS else PADDING_KERAS
+    lines = []
+    for key, padding in (("features", used), ("features_other_padding", other)):
+        if key in keras:
+            agreement = feature_agreement(keras[key], torch["features"])
+            lines.append(_agreement_line(f"  - Keras padding {padding}"
+                                         + (" (used)" if key == "features" else ""), agreement))
+    return lines
+
+
+def _probe_lines(runs: list[dict], run_dir: Path) -> list[str]:
+    by_repeat: dict[int, dict[str, dict]] = collections.defaultdict(dict)
+    for r in runs:
+        by_repeat[r.get("repeat", 0)][r["framework"]] = r
+    pair = next((p for p in by_repeat.values() if set(p) == {"keras", "torch"}), None)
+    if pair is None:
+        return ["- Feature agreement: needs both frameworks in the same run."]
+    try:
+        keras = np.load(run_dir / pair["keras"]["transfer"]["feature_probe"])
+        torch = np.load(run_dir / pair["torch"]["transfer"]["feature_probe"])
+    except (OSError, KeyError) as err:
+        return [f"- Feature agreement: probe features unavailable ({err})."]
+    return [f"- Feature agreement of the pretrained bases, Keras vs PyTorch (pooled features of "
+            f"the first {len(keras['features'])} test images, before any training):",
+            *agreement_lines(dict(keras), dict(torch), pair["keras"]["transfer"]["padding"])]
+
+
+# ----------------------------------------------------------------------------- worker CLI
+
+
+def transfer_cli(framework: str, set_threads: Callable[[int], None],
+                 ensure_imagenet: Callable[[TransferSpec, bool], str],
+                 probe: Callable[[TransferSpec, np.ndarray], dict[str, np.ndarray]]) -> None:
+    """`python -m {keras,torch}_impl.transfer fetch|probe ...`, one framework per process.
+
+    fetch SPEC_JSON [--no-download]: make sure the ImageNet weights are in the framework's cache
+      (compare.py runs it before a run, so a missing file is one line and no results folder);
+    probe SPEC_JSON IMAGES.npy OUT.npz: pooled base features of [0, 1] NHWC images (tests,
+      --check-parity).
+    Errors the user can fix are one line on stderr and exit status 2.
+    """
+    p = argparse.ArgumentParser(prog=f"python -m {framework}_impl.transfer")
+    sub = p.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("fetch")
+    f.add_argument("spec")
+    f.add_argument("--no-download", action="store_true")
+    q = sub.add_parser("probe")
+    q.add_argument("spec")
+    q.add_argument("images")
+    q.add_argument("out")
+    q.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    try:
+        spec = TransferSpec(**json.loads(args.spec))
+        set_threads(getattr(args, "threads", 1))
+        if args.command == "fetch":
+            print(ensure_imagenet(spec, not args.no_download))
+        else:
+            np.savez(args.out, **probe(spec, np.load(args.images)))
+    except UserError as err:
+        print(f"error: {framework}: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+
+
+def spec_json(spec: TransferSpec) -> str:
+    return json.dumps(dataclasses.asdict(spec))

@@ -1,0 +1,316 @@
+"""Transfer learning in Keras: a keras.applications backbone (include_top=False) with a new
+head. Mirrors torch_impl/transfer.py; what to build comes from common.transfer.
+
+Keras' MobileNetV2 pads its stride-2 convolutions bottom/right only (TensorFlow 'same'),
+torchvision's on every side; `--match-padding` rebuilds the Keras graph with torchvision's
+padding, the function torchvision-trained PATH weights were trained with (`pad_like_torchvision`).
+
+`TransferModel` holds the parts the worker's two phases train with the ordinary KerasTrainer:
+`head` (pooled features -> logits, phase 1 on cached features) and `net` (images -> logits,
+sharing that head: phase 2, or phase 1 when features cannot be cached). `net` calls the base
+with `training=False`, so BatchNorm keeps its moving statistics also while the top blocks are
+fine-tuned (the Keras transfer-learning guide's rule).
+
+    python -m keras_impl.transfer fetch|probe ...   (see common.transfer.transfer_cli)
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import socket
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from common.config import RunConfig
+from common.errors import UserError
+from common.transfer import (
+    EVAL_BATCH_SIZE, PADDING_ALIKE, PADDING_KERAS, PADDING_TORCHVISION, Preprocessing,
+    TransferSpec, download_failure, head_weights, is_path, read_torch_state_dict, transfer_cli,
+)
+from common.worker import PreparedData
+
+TORCH_BN_EPSILON = 1e-5  # torchvision's BatchNorm2d default, which PATH weights were trained with
+DOWNLOAD_TIMEOUT_S = 60  # keras.utils.get_file has no timeout of its own
+_APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
+_MOBILENET_V2_SIZES = (96, 128, 160, 192, 224)  # sizes Keras ships MobileNetV2 weights for
+
+
+def set_threads(threads: int) -> None:
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def imagenet_file(spec: TransferSpec) -> tuple[str, Path]:
+    """(url, cache path) of the no-top ImageNet weights keras.applications loads for the spec.
+
+    The folder is get_file's: $KERAS_HOME (else ~/.keras, else /tmp/.keras when ~ is not
+    writable)/models, as keras/src/backend/config.py and keras/src/utils/file_utils.py decide."""
+    if spec.backbone == "mobilenetv2":
+        # Keras falls back to its 224 weights for other sizes (with a warning)
+        rows = spec.image_size if spec.image_size in _MOBILENET_V2_SIZES else 224
+        name, url = (f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5",
+                     f"{_APPS}mobilenet_v2/")
+    elif spec.backbone == "resnet50":
+        name, url = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", f"{_APPS}resnet/"
+    elif spec.backbone == "vgg16":
+        name, url = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", f"{_APPS}vgg16/"
+    else:
+        raise ValueError(f"no keras weights file for {spec.backbone}")
+    home = os.environ.get("KERAS_HOME")
+    if home is None:
+        user = os.path.expanduser("~")
+        home = os.path.join(user if os.access(user, os.W_OK) else "/tmp", ".keras")
+    if not os.access(os.path.expanduser(home), os.W_OK):
+        home = os.path.join("/tmp", ".keras")
+    return url + name, Path(os.path.expanduser(home)) / "models" / name
+
+
+def ensure_imagenet(spec: TransferSpec, download: bool) -> str:
+    """The cached ImageNet weights' path; downloads them (if allowed) when absent."""
+    url, path = imagenet_file(spec)
+    if path.is_file():
+        return str(path)
+    reason = "downloads are off (--no-download)"
+    if download:
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+        try:
+            return keras.utils.get_file(path.name, url, cache_dir=str(path.parent.parent),
+                                        cache_subdir="models")
+        # offline, DNS, HTTP or disk: each only means the user must place the file by hand
+        except Exception as err:  # noqa: BLE001
+            reason = download_failure(err, url)
+        finally:
+            socket.setdefaulttimeout(previous)
+    raise UserError(f"keras.applications' ImageNet weights for {spec.backbone} are not in the "
+                    f"cache and {reason}: place {path.name} in {path.parent} (the Keras cache; "
+                    "$KERAS_HOME moves it), or use --weights none or --weights PATH")
+
+
+def load_path_weights(base: keras.Model, path: str) -> None:
+    """A torchvision-format state dict (read without torch), converted layer by layer in order:
+    conv kernels (O,I,h,w) -> (h,w,I,O), depthwise (C,1,h,w) -> (h,w,C,1), and BatchNorm gamma
+    rescaled so gamma / sqrt(var + Keras' eps) equals torchvision's gamma / sqrt(var + 1e-5)."""
+    modules: dict[str, dict[str, np.ndarray]] = collections.OrderedDict()
+    for key, value in read_torch_state_dict(path).items():
+        module, _, name = key.rpartition(".")
+        modules.setdefault(module, {})[name] = value
+    layers = [layer for layer in base.layers if layer.weights]
+    if len(layers) != len(modules):
+        raise UserError(f"--weights {path}: {len(modules)} layers with weights, Keras' "
+                        f"{base.name} has {len(layers)}")
+    for layer, (module, t) in zip(layers, modules.items()):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            var = t["running_var"]
+            gamma = t["weight"] * np.sqrt((var + layer.epsilon) / (var + TORCH_BN_EPSILON))
+            values = [gamma, t["bias"], t["running_mean"], var]
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
+            values = [t["weight"].transpose(2, 3, 0, 1)]
+        else:
+            values = [t["weight"].transpose(2, 3, 1, 0)] + ([t["bias"]] if "bias" in t else [])
+        expected = [tuple(w.shape) for w in layer.get_weights()]
+        if [v.shape for v in values] != expected:
+            raise UserError(f"--weights {path}: {module} {[v.shape for v in values]} does not "
+                            f"fit Keras layer {layer.name} {expected}")
+        layer.set_weights([v.astype(np.float32) for v in values])
+
+
+# ----------------------------------------------------------------------------- the graph
+
+
+def block_index(backbone: str, layer_name: str) -> int:
+    """Which block (common.transfer.Backbone.block_note) a base layer with weights belongs to.
+    The torch side's split_blocks gives the same blocks."""
+    if backbone == "mobilenetv2":
+        if layer_name in ("Conv1", "bn_Conv1", "Conv1_relu"):
+            return 0
+        if layer_name.startswith("expanded_conv_"):
+            return 1
+        if match := re.match(r"block_(\d+)_", layer_name):
+            return int(match[1]) + 1
+        if layer_name in ("Conv_1", "Conv_1_bn", "out_relu"):
+            return 18
+    elif backbone == "resnet50":
+        if layer_name.startswith(("conv1_", "pool1_")):
+            return 0
+        if match := re.match(r"conv(\d)_block(\d+)_", layer_name):
+            first = {2: 1, 3: 4, 4: 8, 5: 14}  # bottlenecks per stage: 3, 4, 6, 3
+            return first[int(match[1])] + int(match[2]) - 1
+    elif backbone == "vgg16":
+        if match := re.match(r"block(\d)_", layer_name):
+            return int(match[1]) - 1
+    raise ValueError(f"{backbone}: layer {layer_name!r} is in no block")
+
+
+class SymmetricPadConv2D(keras.layers.Conv2D):
+    """A stride-2 'same' Conv2D that pads kernel_size // 2 pixels on every side, as torchvision
+    does (TensorFlow's 'same' puts the odd pixel bottom/right only); the conv itself is 'valid'."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{**kwargs, "padding": "valid"})
+
+    def call(self, x):
+        p = self.kernel_size[0] // 2
+        return super().call(ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]))
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        p = 2 * (self.kernel_size[0] // 2)
+        return super().compute_output_shape(
+            (n, None if h is None else h + p, None if w is None else w + p, c))
+
+
+def pad_like_torchvision(base: keras.Model) -> keras.Model:
+    """A copy of Keras' MobileNetV2 (same layer names and weights) whose stride-2 convolutions
+    pad 1 pixel on every side like torchvision's: the stem conv pads itself, each stride-2
+    block's ZeroPadding2D pads ((1, 1), (1, 1)) instead of ((0, 1), (0, 1)). Output sizes are
+    unchanged: a 3x3 stride-2 'valid' conv gives the same size from n + 1 and n + 2 pixels."""
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.ZeroPadding2D):
+            config["padding"] = ((1, 1), (1, 1))
+        elif (type(layer) is keras.layers.Conv2D and layer.strides == (2, 2)
+              and layer.padding == "same"):
+            return SymmetricPadConv2D.from_config(config)
+        return layer.__class__.from_config(config)
+
+    model = keras.models.clone_model(base, clone_function=clone)
+    model.set_weights(base.get_weights())
+    return model
+
+
+class Preprocess(keras.layers.Layer):
+    """[0, 1] NHWC images -> the backbone's input: gray -> RGB, bilinear resize (half-pixel
+    centres, no antialiasing: what torch's F.interpolate does), channel order, mean/std."""
+
+    def __init__(self, size: int, prep: Preprocessing, **kwargs):
+        super().__init__(**kwargs)
+        self.size, self.bgr = size, prep.bgr
+        self.mean = np.array(prep.mean, np.float32)
+        self.std = np.array(prep.std, np.float32)
+
+    def call(self, x):
+        if x.shape[-1] == 1:
+            x = ops.repeat(x, 3, axis=-1)
+        if tuple(x.shape[1:3]) != (self.size, self.size):
+            x = ops.image.resize(x, (self.size, self.size), interpolation="bilinear",
+                                 antialias=False)
+        if self.bgr:
+            x = ops.flip(x, axis=-1)
+        return (x - self.mean) / self.std
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.size, self.size, 3)
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+def build_base(spec: TransferSpec, download: bool = True) -> tuple[keras.Model, str]:
+    """The base with its weights, and where they came from (for the record)."""
+    b = spec.info
+    app = getattr(keras.applications, b.keras_name)
+    shape = (spec.image_size, spec.image_size, 3)
+    if spec.weights == "imagenet":
+        path = ensure_imagenet(spec, download)
+        try:
+            base = app(input_shape=shape, include_top=False, weights="imagenet")
+        except (OSError, ValueError) as err:  # e.g. a truncated file in the cache
+            raise UserError(f"keras.applications could not load {path} ({err}); delete it and "
+                            "retry, or use --weights none or --weights PATH") from None
+        source = f"keras.applications {b.keras_name} ImageNet ({path})"
+    else:
+        base = app(input_shape=shape, include_top=False, weights=None)
+        source = "random initialisation (Keras' own)"
+    if is_path(spec.weights):
+        load_path_weights(base, spec.weights)
+        source = (f"{spec.weights} (converted: kernels to HWIO, depthwise to (h,w,C,1), "
+                  "BatchNorm gamma rescaled for epsilon 1e-3)")
+    return base, source
+
+
+class TransferModel:
+    """The backbone, its preprocessing and a new head, for common.worker.fit_transfer."""
+
+    def __init__(self, spec: TransferSpec, input_shape: tuple[int, int, int], num_classes: int,
+                 seed: int, shared_init: bool, front: list | tuple = (), download: bool = True):
+        """`front`: augmentation layers, active in training only (phase 2 and uncached phase 1)."""
+        self.spec = spec
+        self.base, self.weights_source = build_base(spec, download)
+        self.other_base = None  # the other padding's graph: the probe compares both (PATH)
+        if spec.info.padding_differs and (spec.match_padding or is_path(spec.weights)):
+            symmetric = pad_like_torchvision(self.base)
+            self.base, self.other_base = ((symmetric, self.base) if spec.match_padding
+                                          else (self.base, symmetric))
+        self.preprocessing = spec.preprocessing("keras")
+        self.head = keras.Sequential([
+            keras.Input((spec.info.feature_dim,)), keras.layers.Dropout(spec.dropout),
+            keras.layers.Dense(num_classes)], name="head")
+        if shared_init:
+            w = head_weights(spec.info.feature_dim, num_classes, seed)
+            self.head.layers[-1].set_weights([w["kernel"], w["bias"]])
+        preprocess = Preprocess(spec.image_size, self.preprocessing, name="preprocess")
+        pool = keras.layers.GlobalAveragePooling2D(name="pool")
+
+        def features(x, base: keras.Model):
+            return pool(base(preprocess(x), training=False))  # BatchNorm: inference mode
+
+        images = keras.Input(input_shape)
+        self.feature_model = keras.Model(images, features(images, self.base), name="features")
+        self.other_feature_model = None if self.other_base is None else keras.Model(
+            images, features(images, self.other_base), name="other_features")
+        x = images = keras.Input(input_shape)
+        for layer in front:
+            x = layer(x)
+        self.net = keras.Model(images, self.head(features(x, self.base)),
+                               name=f"{spec.backbone}_transfer")
+        self.padding_name = (PADDING_ALIKE if not spec.info.padding_differs else
+                             PADDING_TORCHVISION if spec.match_padding else PADDING_KERAS)
+        self.params = self.freeze(spec.info.blocks)
+        self.freeze(0)
+
+    def freeze(self, blocks: int) -> int:
+        """Only the top `blocks` blocks of the base (and the head) train; returns the trainable
+        parameter count. Call before compiling (a KerasTrainer compiles when created)."""
+        first = self.spec.info.blocks - blocks
+        for layer in self.base.layers:
+            if layer.weights:
+                layer.trainable = block_index(self.spec.backbone, layer.name) >= first
+        return int(sum(np.prod(v.shape) for v in self.net.trainable_weights))
+
+    def features(self, x: np.ndarray) -> np.ndarray:
+        """Pooled base features of NHWC [0, 1] images, in inference mode, in batches."""
+        return self.feature_model.predict(x, batch_size=EVAL_BATCH_SIZE, verbose=0)
+
+    def probe(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The base's features of x and, where the padding differs, the other graph's too."""
+        result = {"features": self.features(x)}
+        if self.other_feature_model is not None:
+            result["features_other_padding"] = self.other_feature_model.predict(
+                x, batch_size=EVAL_BATCH_SIZE, verbose=0)
+        return result
+
+
+def make_transfer_model(cfg: RunConfig, data: PreparedData,
+                        front: list | tuple = ()) -> TransferModel:
+    return TransferModel(cfg.transfer, data.input_shape, data.num_classes, cfg.seed,
+                         cfg.init == "shared", front, cfg.download)
+
+
+def probe(spec: TransferSpec, images: np.ndarray) -> dict[str, np.ndarray]:
+    return TransferModel(spec, images.shape[1:], num_classes=1, seed=0,
+                         shared_init=False).probe(images)
+
+
+if __name__ == "__main__":
+    transfer_cli("keras", set_threads, ensure_imagenet, probe)

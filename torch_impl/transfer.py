@@ -1,0 +1,230 @@
+"""Transfer learning in PyTorch: a torchvision backbone, cut before its classifier, with a new
+head. Mirrors keras_impl/transfer.py; what to build comes from common.transfer.
+
+`TransferModel` holds the parts the worker's two phases train with the ordinary TorchTrainer:
+`head` (pooled features -> logits, phase 1 on cached features) and `net` (images -> logits,
+sharing that head: phase 2, or phase 1 when features cannot be cached). The base always runs in
+inference mode (`.eval()`: BatchNorm uses its moving statistics), also while its top blocks are
+fine-tuned, as Keras does with `base(x, training=False)`.
+
+    python -m torch_impl.transfer fetch|probe ...   (see common.transfer.transfer_cli)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from common.config import RunConfig
+from common.errors import UserError
+from common.transfer import (
+    EVAL_BATCH_SIZE, PADDING_ALIKE, PADDING_TORCHVISION, Preprocessing, TransferSpec,
+    download_failure, head_weights, is_path, transfer_cli,
+)
+from common.worker import PreparedData
+
+# backbone -> torchvision weights enum (the ImageNet weights `imagenet` means on this side)
+IMAGENET_WEIGHTS = {
+    "mobilenetv2": torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1,
+    "resnet50": torchvision.models.ResNet50_Weights.IMAGENET1K_V1,
+    "vgg16": torchvision.models.VGG16_Weights.IMAGENET1K_V1,
+}
+
+
+def set_threads(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def imagenet_file(spec: TransferSpec) -> Path:
+    """Where torch.hub keeps the checkpoint: $TORCH_HOME/hub/checkpoints/<file of the url>."""
+    url = IMAGENET_WEIGHTS[spec.backbone].url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def ensure_imagenet(spec: TransferSpec, download: bool) -> str:
+    """The cached ImageNet checkpoint's path; downloads it (if allowed) when absent."""
+    path = imagenet_file(spec)
+    if path.is_file():
+        return str(path)
+    reason = "downloads are off (--no-download)"
+    if download:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(IMAGENET_WEIGHTS[spec.backbone].url, str(path),
+                                           progress=False)
+            return str(path)
+        # offline, DNS, HTTP or disk: each only means the user must place the file by hand
+        except Exception as err:  # noqa: BLE001
+            reason = download_failure(err, IMAGENET_WEIGHTS[spec.backbone].url)
+    raise UserError(f"torchvision's ImageNet weights for {spec.backbone} are not in the cache "
+                    f"and {reason}: place {path.name} in {path.parent} (torch.hub's cache; "
+                    "$TORCH_HOME moves it), or use --weights none or --weights PATH")
+
+
+def load_path_weights(base: nn.Sequential, path: str) -> None:
+    """A torchvision-format feature state dict: same tensors in the same order, other key names
+    (e.g. 'features.0.0.weight' for '0.0.weight'), so keys are renamed in order, strict=True."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    target = base.state_dict()
+    if len(state) != len(target):
+        raise UserError(f"--weights {path}: {len(state)} tensors, the torchvision base has "
+                        f"{len(target)}")
+    renamed = {}
+    for (name, value), (key, expected) in zip(state.items(), target.items()):
+        if value.shape != expected.shape:
+            raise UserError(f"--weights {path}: {name} has shape {tuple(value.shape)}, the base's "
+                            f"{key} {tuple(expected.shape)}")
+        renamed[key] = value
+    base.load_state_dict(renamed, strict=True)
+
+
+# ----------------------------------------------------------------------------- the graph
+
+
+def split_blocks(backbone: str, model: nn.Module) -> list[nn.Module]:
+    """The base as the blocks --fine-tune-layers counts (common.transfer.Backbone.block_note)."""
+    if backbone == "mobilenetv2":
+        return list(model.features)
+    if backbone == "resnet50":
+        stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
+        return [stem, *model.layer1, *model.layer2, *model.layer3, *model.layer4]
+    if backbone == "vgg16":
+        blocks, current = [], []
+        for layer in model.features:
+            current.append(layer)
+            if isinstance(layer, nn.MaxPool2d):
+                blocks.append(nn.Sequential(*current))
+                current = []
+        return blocks
+    raise ValueError(f"no torch blocks for {backbone}")
+
+
+class Preprocess(nn.Module):
+    """[0, 1] NCHW images -> the backbone's input: gray -> RGB, bilinear resize (half-pixel
+    centres, no antialiasing: what keras.ops.image.resize does), channel order, mean/std."""
+
+    def __init__(self, size: int, prep: Preprocessing):
+        super().__init__()
+        self.size, self.bgr = size, prep.bgr
+        # not persistent: constants, not weights to save or restore
+        self.register_buffer("mean", torch.tensor(prep.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(prep.std).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if tuple(x.shape[-2:]) != (self.size, self.size):
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear",
+                              align_corners=False, antialias=False)
+        if self.bgr:
+            x = x.flip(1)
+        return (x - self.mean) / self.std
+
+
+class TransferNet(nn.Module):
+    """preprocess -> base -> global average pool -> head (dropout, dense)."""
+
+    def __init__(self, preprocess: Preprocess, base: nn.Sequential, head: nn.Sequential):
+        super().__init__()
+        self.preprocess, self.base, self.head = preprocess, base, head
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.base(self.preprocess(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def train(self, mode: bool = True) -> "TransferNet":
+        super().train(mode)
+        self.base.eval()  # BatchNorm in inference mode in both phases (Keras: training=False)
+        return self
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+def build_base(spec: TransferSpec, download: bool = True) -> tuple[nn.Sequential, str]:
+    """The base with its weights, and where they came from (for the record)."""
+    b = spec.info
+    if spec.weights == "imagenet":
+        path = ensure_imagenet(spec, download)
+        model = torchvision.models.get_model(b.torch_name, weights=IMAGENET_WEIGHTS[b.name])
+        source = f"torchvision {IMAGENET_WEIGHTS[b.name]} ({path})"
+    else:
+        model = torchvision.models.get_model(b.torch_name, weights=None)
+        source = "random initialisation (torchvision's own)"
+    base = nn.Sequential(*split_blocks(b.name, model))
+    if is_path(spec.weights):
+        load_path_weights(base, spec.weights)
+        source = f"{spec.weights} (keys renamed in order, strict)"
+    return base, source
+
+
+class TransferModel:
+    """The backbone, its preprocessing and a new head, for common.worker.fit_transfer."""
+
+    def __init__(self, spec: TransferSpec, num_classes: int, seed: int, shared_init: bool,
+                 device: str = "cpu", download: bool = True):
+        """Augmentation, where used, is the TorchTrainer's (applied to training batches)."""
+        self.spec, self.device = spec, device
+        base, self.weights_source = build_base(spec, download)
+        self.preprocessing = spec.preprocessing("torch")
+        head = nn.Sequential(nn.Dropout(spec.dropout),
+                             nn.Linear(spec.info.feature_dim, num_classes))
+        if shared_init:
+            w = head_weights(spec.info.feature_dim, num_classes, seed)
+            with torch.no_grad():
+                head[1].weight.copy_(torch.from_numpy(w["kernel"].T))
+                head[1].bias.copy_(torch.from_numpy(w["bias"]))
+        preprocess = Preprocess(spec.image_size, self.preprocessing)
+        self.net = TransferNet(preprocess, base, head).to(device)
+        self.head = self.net.head
+        # --match-padding changes the Keras graph: torchvision's is the one PATH weights know
+        self.padding_name = PADDING_TORCHVISION if spec.info.padding_differs else PADDING_ALIKE
+        self.params = sum(p.numel() for p in self.net.parameters())
+        self.freeze(0)
+
+    def freeze(self, blocks: int) -> int:
+        """Only the top `blocks` blocks of the base (and the head) train; returns the trainable
+        parameter count."""
+        n = len(self.net.base)
+        for i, block in enumerate(self.net.base):
+            block.requires_grad_(i >= n - blocks)
+        return sum(p.numel() for p in self.net.parameters() if p.requires_grad)
+
+    @torch.no_grad()
+    def features(self, x: np.ndarray) -> np.ndarray:
+        """Pooled base features of NHWC [0, 1] images, in inference mode, in batches."""
+        self.net.eval()
+        out = []
+        for start in range(0, len(x), EVAL_BATCH_SIZE):
+            batch = torch.from_numpy(x[start:start + EVAL_BATCH_SIZE]).permute(0, 3, 1, 2)
+            out.append(self.net.features(batch.to(self.device)).cpu().numpy())
+        return np.concatenate(out)
+
+    def probe(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The base's features of x, for the cross-framework agreement check."""
+        return {"features": self.features(x)}
+
+
+def make_transfer_model(cfg: RunConfig, data: PreparedData, device: str) -> TransferModel:
+    return TransferModel(cfg.transfer, data.num_classes, cfg.seed, cfg.init == "shared", device,
+                         cfg.download)
+
+
+def probe(spec: TransferSpec, images: np.ndarray) -> dict[str, np.ndarray]:
+    return TransferModel(spec, num_classes=1, seed=0, shared_init=False).probe(images)
+
+
+if __name__ == "__main__":
+    transfer_cli("torch", set_threads, ensure_imagenet, probe)
