@@ -79,17 +79,30 @@ def _plateau(text: str) -> tuple[float, int, float]:
     return result
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Show a flag's default only where it has one and its help does not already say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or "default" in text
+                or action.default is None or action.default is False
+                or action.default == argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         description="Train the same CNN in Keras 3 and PyTorch and compare accuracy, loss and time.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     g = p.add_argument_group("what to run")
     g.add_argument("--task", required=True, type=_task,
                    help="dataset: digits (bundled, no download), mnist, cifar10, or your own "
                    "images: folder:PATH (one sub-folder per class, optional train/ and test/) "
                    "or csv:FILE (rows of filename,label; with --image-dir)")
-    g.add_argument("--framework", default="both", choices=("both", *FRAMEWORKS))
+    g.add_argument("--framework", default="both", choices=("both", *FRAMEWORKS),
+                   help="which frameworks to train, each in its own process")
     g.add_argument("--model", choices=tuple(PRESETS),
                    help="architecture preset (default: the task's own: "
                    + ", ".join(f"{t}={d.model}" for t, d in TASK_DEFAULTS.items()) + ")")
@@ -181,14 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
                    + ", ".join(SWEEP_KEYS))
     g = p.add_argument_group("execution")
     g.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                   help="CPU threads for each framework (the same for both)")
-    g.add_argument("--device", default="auto", choices=DEVICES)
+                   help="CPU threads for each framework (the same for both; default: all cores)")
+    g.add_argument("--device", default="auto", choices=DEVICES,
+                   help="auto: CUDA where PyTorch finds it, else CPU (TensorFlow here is CPU-only)")
     g.add_argument("--no-deterministic", action="store_true",
                    help="let the frameworks use non-deterministic kernels (and Keras XLA)")
     g.add_argument("--no-plots", action="store_true",
                    help="skip the figures (curves, confusion matrices, worst-classified images)")
     g.add_argument("--out", default=str(ROOT / "results"), help="results folder; each run "
-                   "writes a sub-folder with report.md, config.json and one record per run")
+                   "writes a sub-folder with report.md, config.json and one record per run "
+                   "(default: results/ in the project)")
     return p
 
 
