@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from common.augment import AUGMENTATIONS, parse_augment
-from common.config import CUSTOM_DEFAULTS, DEVICES, FRAMEWORKS, INITS, TASK_DEFAULTS, RunConfig
+from common.config import (CUSTOM_DEFAULTS, DEVICES, FRAMEWORKS, INITS, TASK_DEFAULTS, TASK_INPUT,
+                           RunConfig)
 from common.custom_data import is_custom
 from common.data import TASK_NAMES, Dataset, load_dataset
 from common.errors import UserError
@@ -290,7 +291,9 @@ def check_parity(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes:
           f"params keras {result['params']['keras']:,}, torch {result['params']['torch']:,}\n")
     print("| quantity | max abs difference | within 1e-4 |")
     print("|---|---|---|")
-    for name, diff in result["max_abs_diff"].items():
+    diffs = result["max_abs_diff"]
+    for name in sorted(diffs, key=lambda n: (n != "logits", n)):
+        diff = diffs[name]
         if name == "logits":
             label = "logits (inference)"
         elif name.endswith("moving stats"):
@@ -416,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from_args(args)
     callbacks = Callbacks(restore_best=cfg.restore_best, early_stopping=args.early_stopping,
                           reduce_lr=args.reduce_lr_on_plateau)
+    if args.check_parity and not cfg.transfer and cfg.task in TASK_INPUT:
+        check_parity(cfg, *TASK_INPUT[cfg.task])  # shapes only: no data needed
+        return 0
     ds = check_data(cfg)
     if cfg.transfer and (args.grid or args.sweep):
         raise UserError("--grid and --sweep study the CNN presets; drop --pipeline transfer")

@@ -8,7 +8,9 @@ model (same spec, same batch size) is trained on in-memory data by
   timer and the epoch order from common.splits;
 - a bare loop: PyTorch's textbook loop over shuffled index slices, and Keras' plain
   `model.fit(x, y, shuffle=True)`.
-Measurements alternate suite / bare after a warm-up epoch each; the median of `--rounds` is kept.
+Measurements alternate suite / bare after a warm-up epoch each; the median of `--rounds` is kept
+and every round is printed (Keras' plain `fit(x_numpy)` flips between a slow and a fast mode from
+one call to the next on 2 cores; the suite feeds Keras so that it stays in the fast one).
 The ratio suite / bare should stay above 0.95. With `--augment flip,crop` the suite's epoch also
 augments every batch (the bare loop does not), so the ratio is then the cost of augmentation.
 """
@@ -29,14 +31,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common.config import RunConfig  # noqa: E402
+from common.config import TASK_DEFAULTS, TASK_INPUT, RunConfig  # noqa: E402
 from common.augment import parse_augment  # noqa: E402
 from common.optim import resolve_optimizer  # noqa: E402
 from common.specs import get_preset  # noqa: E402
 from common.splits import epoch_order  # noqa: E402
 from common.worker import PreparedData  # noqa: E402
 
-INPUT_SHAPES = {"digits_cnn": (8, 8, 1), "mnist_cnn": (28, 28, 1), "cifar10_cnn": (32, 32, 3)}
+INPUT_SHAPES = {d.model: TASK_INPUT[t][0] for t, d in TASK_DEFAULTS.items()}
 
 
 def synthetic(n: int, shape: tuple[int, int, int]) -> PreparedData:
@@ -131,11 +133,13 @@ def main() -> None:
     print(f"model {args.model}, {args.images} images/epoch, batch {args.batch_size}, "
           f"{args.threads} threads, median of {args.rounds} rounds, suite augmentation: "
           f"{args.augment or 'none'}\n")
-    print("| framework | suite img/s | bare loop img/s | suite / bare |")
-    print("|---|---|---|---|")
+    print("| framework | suite img/s | bare loop img/s | suite / bare | rounds: suite "
+          "| rounds: bare |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
+        rounds = {k: ", ".join(f"{v:.0f}" for v in r["rounds"][k]) for k in ("suite", "bare")}
         print(f"| {r['framework']} | {r['suite_img_s']:.0f} | {r['bare_img_s']:.0f} | "
-              f"{r['ratio']:.3f} |")
+              f"{r['ratio']:.3f} | {rounds['suite']} | {rounds['bare']} |")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,11 @@ TASK_DEFAULTS: dict[str, TaskDefaults] = {
                             optimizer="sgd"),
 }
 
+# (height, width, channels) and classes of the built-in tasks, known without loading them
+TASK_INPUT: dict[str, tuple[tuple[int, int, int], int]] = {
+    "digits": ((8, 8, 1), 10), "mnist": ((28, 28, 1), 10), "cifar10": ((32, 32, 3), 10),
+}
+
 
 @dataclass(frozen=True)
 class RunConfig:

@@ -78,7 +78,7 @@ def plot_worst(record: dict, x_test: np.ndarray, path: Path) -> None:
     names = record["class_names"]
     cols = 5
     rows = max(1, -(-len(worst) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 3.0 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 3.4 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, w in zip(axes.flat, worst):

@@ -46,6 +46,21 @@ def setup(cfg: RunConfig) -> dict:
             "compiled": "XLA off (determinism)" if cfg.deterministic else "XLA auto"}
 
 
+def batches(*arrays: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    """In-memory batches in the given order, fed by the calling thread alone.
+
+    `fit(x_numpy)` builds an autotuned tf.data pipeline whose background threads compete with
+    the compute threads: on 2 cores its throughput flips between two modes from one fit call to
+    the next (measured ~395 vs ~550 img/s for cifar10_cnn); one private thread, autotune off,
+    keeps it at the fast one (benchmarks/overhead.py).
+    """
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
+    options.autotune.enabled = False
+    data = arrays[0] if len(arrays) == 1 else arrays
+    return tf.data.Dataset.from_tensor_slices(data).batch(batch_size).with_options(options)
+
+
 class BatchTimer(keras.callbacks.Callback):
     """Per-batch wall-clock times (for the first-epoch rule) and the progress bar."""
 
@@ -87,13 +102,13 @@ class KerasTrainer:
 
     def train_epoch(self, x: np.ndarray, y: np.ndarray, order: np.ndarray, bar=None) -> tuple[float, float]:
         self.batch_seconds = []
-        history = self.model.fit(x[order], y[order], batch_size=self.batch_size, epochs=1,
-                                 shuffle=False, verbose=0,
+        history = self.model.fit(batches(x[order], y[order], batch_size=self.batch_size),
+                                 epochs=1, shuffle=False, verbose=0,
                                  callbacks=[BatchTimer(bar, self.batch_seconds)])
         return float(history.history["loss"][0]), float(history.history["accuracy"][0])
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.model.predict(x, batch_size=self.eval_batch_size, verbose=0)
+        return self.model.predict(batches(x, batch_size=self.eval_batch_size), verbose=0)
 
     def get_weights(self) -> list:
         return self.model.get_weights()

@@ -62,3 +62,20 @@ def test_same_seed_reproduces_each_framework(tmp_path):
     other = records_of(run_dirs(tmp_path / "s1")[0])[0]
     assert other["history"][0]["train_loss"] != runs[0]["torch"]["history"][0]["train_loss"]
     json.dumps(other)  # records are plain JSON
+
+
+def test_check_parity_prints_the_proof_without_data(tmp_path):
+    """The user-facing report: shapes of a built-in task are known, so no dataset is needed."""
+    proc = run_compare("--task", "mnist", "--framework", "both", "--check-parity",
+                       "--cache-dir", str(tmp_path / "empty"), "--no-download",
+                       "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")][1:]  # no header
+    assert rows[0].startswith("| logits (inference) |")
+    assert {r.split("|")[1].strip().rsplit(" ", 2)[-2] for r in rows[1:]} == {
+        o["name"] for o in default_optimizers()}
+    for row in rows:
+        diff = float(row.split("|")[2])
+        assert diff < TOLERANCE and row.rstrip().endswith("| yes |")
+    assert "params keras 2,770,634, torch 2,770,634" in proc.stdout
+    assert not (tmp_path / "out").exists()  # a check writes no results
