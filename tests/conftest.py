@@ -18,6 +18,14 @@ def run_compare(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.
                           capture_output=True, text=True, timeout=timeout)
 
 
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    """The run failed with exactly one line on stderr (no traceback); that line."""
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
 def run_dirs(out: Path) -> list[Path]:
     return sorted(p for p in out.iterdir() if p.is_dir()) if out.exists() else []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 
 import pytest
-from conftest import records_of, run_compare, run_dirs
+from conftest import one_line_error, records_of, run_compare, run_dirs
 
 from common.records import RECORD_KEYS
 
@@ -19,10 +19,8 @@ from common.records import RECORD_KEYS
 def test_unknown_choice_is_one_line_listing_the_choices(tmp_path, flag, value, choices):
     args = ["--task", "digits", flag, value, "--out", str(tmp_path)]
     proc = run_compare(*args, timeout=60)
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and value in lines[0], proc.stderr
-    assert all(c in lines[0] for c in choices)
+    line = one_line_error(proc)
+    assert value in line and all(c in line for c in choices)
     assert run_dirs(tmp_path) == []
 
 
@@ -35,9 +33,7 @@ def test_unknown_choice_is_one_line_listing_the_choices(tmp_path, flag, value, c
 ])
 def test_bad_values_are_one_line(tmp_path, args, expected):
     proc = run_compare("--task", "digits", *args, "--out", str(tmp_path), timeout=60)
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and expected in lines[0], proc.stderr
+    assert expected in one_line_error(proc)
     assert run_dirs(tmp_path) == []
 
 
@@ -47,9 +43,8 @@ def test_missing_data_offline_says_where_it_looked(tmp_path):
     proc = run_compare("--task", "mnist", "--data-dir", str(empty), "--no-download",
                        "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
                        timeout=60)
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and str(empty) in lines[0] and "--data-dir" in lines[0]
+    line = one_line_error(proc)
+    assert str(empty) in line and "--data-dir" in line
     assert run_dirs(tmp_path / "out") == []
 
 
@@ -63,9 +58,8 @@ def test_truncated_data_file_is_one_line(tmp_path):
     proc = run_compare("--task", "mnist", "--data-dir", str(data), "--no-download",
                        "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
                        timeout=60)
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and ("truncated" in lines[0] or "corrupt" in lines[0]), proc.stderr
+    line = one_line_error(proc)
+    assert "truncated" in line or "corrupt" in line, line
     assert run_dirs(tmp_path / "out") == []
 
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_compare, run_dirs
+from conftest import ROOT, one_line_error, run_compare, run_dirs
 
 from common.errors import UserError
 from common.loop import Callbacks
@@ -90,9 +90,7 @@ def test_study_folder_is_named_after_the_arguments(tmp_path):
 ])
 def test_bad_study_flags_are_one_line_and_write_nothing(tmp_path, args, expected):
     proc = run_compare("--task", "digits", *args, "--out", str(tmp_path), timeout=120)
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and expected in lines[0], proc.stderr
+    assert expected in one_line_error(proc)
     assert run_dirs(tmp_path) == []
 
 

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, records_of, run_compare, run_dirs
+from conftest import ROOT, one_line_error, records_of, run_compare, run_dirs
 
 from common.transfer import BACKBONES, TransferSpec, read_torch_state_dict, spec_json
 
@@ -33,13 +33,6 @@ def run_python(code: str, timeout: int = 300, **env: str) -> str:
                           timeout=timeout, env={**os.environ, **env})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
-
-
-def one_line_error(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
 
 
 # ----------------------------------------------------------------------------- registry
