@@ -2,48 +2,44 @@
 
     python compare.py --task cifar10 --framework both
 
-Reads top to bottom: parse flags -> resolve one RunConfig -> check the data (before anything is
-written) -> run each framework in its own process (`python -m {keras,torch}_impl.train JOB`) ->
-build the markdown report from the records they wrote -> print the table last.
+Reads top to bottom: parse flags -> resolve and check every flag and combination (no I/O) ->
+load the data once and check it against the configuration -> run each framework in its own
+process (`python -m common.worker FRAMEWORK JOB`, common.launch) -> build the report from the
+records they wrote (common.report) -> print the table last. Nothing is written before every
+check has passed; every error is one line (`error: ...`) and a non-zero exit.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import os
-import shlex
-import subprocess
 import sys
 import tempfile
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from common.augment import AUGMENTATIONS, parse_augment
-from common.config import (CUSTOM_DEFAULTS, DEVICES, FRAMEWORKS, INITS, TASK_DEFAULTS, TASK_INPUT,
-                           RunConfig)
-from common.custom_data import is_custom
-from common.data import TASK_NAMES, Dataset, load_dataset
+from common.config import DEVICES, FRAMEWORKS, INITS, RunConfig
 from common.errors import UserError
 from common.figures import write_figures
+from common.launch import ROOT, call_worker, command_line, new_run_dir, run_parity, run_worker
 from common.loop import Callbacks
 from common.optim import OPTIMIZERS, resolve_optimizer
-from common.parity import TOLERANCE, case_to_dict, default_optimizers, run_parity
-from common.records import load_records, write_json_atomic, write_text_atomic
-from common.report import difference_lines, markdown_table, render_report
+from common.parity import case_to_dict, default_optimizers
+from common.records import run_records, write_json, write_text
+from common.report import agreement_lines, markdown_table, parity_table, render_report
+from common.report import difference_lines, transfer_lines
 from common.specs import PRESETS, customize, get_preset, layer_table, parse_filters
 from common.splits import make_split
+from common.studies import (GRID_KEYS, SWEEP_KEYS, Study, grid_study, parse_study, product,
+                            study_folder, sweep_study)
+from common.tasks import OWN_IMAGES, TASKS, Task, get_task, is_own_images, load_dataset
+from common.data import Dataset
 from common.transfer import (BACKBONES, DEFAULT_FINE_TUNE_LAYERS, DEFAULT_IMAGE_SIZE,
                              FINE_TUNE_LR_FACTOR, PADDING_KERAS, PADDING_TORCHVISION, PIPELINES,
-                             PROBE_IMAGES, TransferSpec,
-                             agreement_lines, check_path_weights, report_lines, resolve_weights,
-                             spec_json, table_records)
-from common.studies import (GRID_KEYS, SWEEP_KEYS, grid_study, parse_study, product,
-                            study_folder, sweep_study)
+                             PROBE_IMAGES, TransferSpec, is_path, resolve_weights)
 from common.worker import Job
-
-ROOT = Path(__file__).resolve().parent
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -61,10 +57,11 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 def _task(text: str) -> str:
-    if text in TASK_NAMES or (is_custom(text) and text.partition(":")[2]):
-        return text
-    raise argparse.ArgumentTypeError(
-        f"invalid choice: {text!r} (choose from {', '.join(TASK_NAMES)}, folder:PATH, csv:FILE)")
+    try:
+        get_task(text)
+    except UserError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def _plateau(text: str) -> tuple[float, int, float]:
@@ -105,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which frameworks to train, each in its own process")
     g.add_argument("--model", choices=tuple(PRESETS),
                    help="architecture preset (default: the task's own: "
-                   + ", ".join(f"{t}={d.model}" for t, d in TASK_DEFAULTS.items()) + ")")
+                   + ", ".join(f"{t}={d.model}" for t, d in TASKS.items()) + ")")
     g.add_argument("--check-parity", action="store_true",
                    help="print how closely the frameworks agree (logits, one step of every "
                    "optimizer) for the chosen model with shared weights, then stop")
@@ -126,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "the validation set)")
     g.add_argument("--val-size", type=int, help="validation examples, split off the training "
                    "pool (default per task: " + ", ".join(
-                       f"{t}={d.val_size}" for t, d in TASK_DEFAULTS.items()) + ")")
+                       f"{t}={d.val_size}" for t, d in TASKS.items()) + "; own images: 10%)")
     g.add_argument("--split-seed", type=int, default=0, help="seed of the train/val split "
                    "(fixed across --repeats)")
     g = p.add_argument_group("model knobs (override the preset)")
@@ -163,11 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "function (default: on with --weights PATH)")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, help="default per task: " + ", ".join(
-        f"{t}={d.epochs}" for t, d in TASK_DEFAULTS.items()))
+        f"{t}={d.epochs}" for t, d in TASKS.items()))
     g.add_argument("--batch-size", type=int, help="default per task: " + ", ".join(
-        f"{t}={d.batch_size}" for t, d in TASK_DEFAULTS.items()))
+        f"{t}={d.batch_size}" for t, d in TASKS.items()))
     g.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="default per task: " + ", ".join(
-        f"{t}={d.optimizer}" for t, d in TASK_DEFAULTS.items()))
+        f"{t}={d.optimizer}" for t, d in TASKS.items()))
     g.add_argument("--lr", type=float, help="learning rate (default per optimizer: " + ", ".join(
         f"{n}={hp['lr']:g}" for n, hp in OPTIMIZERS.items()) + ")")
     g.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
@@ -207,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+
+# ----------------------------------------------------------------------------- resolve
+
+
 TRANSFER_FLAGS = ("backbone", "weights", "fine_tune_layers", "fine_tune_lr", "fine_tune_epochs",
                   "match_padding")
 
@@ -221,7 +222,7 @@ def transfer_from_args(args: argparse.Namespace, lr: float, epochs: int) -> Tran
     weights = resolve_weights(args.weights or "imagenet", backbone)
     match_padding = args.match_padding
     if match_padding is None:  # PATH weights promise the same start: make the graphs equal too
-        match_padding = weights not in ("imagenet", "none") and BACKBONES[backbone].padding_differs
+        match_padding = is_path(weights) and BACKBONES[backbone].padding_differs
     return TransferSpec(
         backbone=backbone, weights=weights,
         image_size=DEFAULT_IMAGE_SIZE if args.image_size is None else args.image_size,
@@ -233,26 +234,28 @@ def transfer_from_args(args: argparse.Namespace, lr: float, epochs: int) -> Tran
     )
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    defaults = TASK_DEFAULTS.get(args.task, CUSTOM_DEFAULTS)
-    val_size = defaults.val_size if args.val_size is None else args.val_size
-    if args.val_size is None and is_custom(args.task):  # own data: 10% of the pool validates
-        pool = load_dataset(args.task, image_size=args.image_size, image_dir=args.image_dir)
-        val_size = max(1, len(pool.x_train) // 10)
-    model = args.model or defaults.model
+def config_from_args(args: argparse.Namespace, pool_size: int | None = None) -> RunConfig:
+    """The one RunConfig the flags describe. Own images validate 10% of their training pool by
+    default: without `pool_size` (before the data is loaded) a placeholder of 1 stands in, so
+    every other check still runs before any I/O."""
+    task = get_task(args.task)
+    val_size = args.val_size
+    if val_size is None:
+        val_size = task.val_size if task.val_size is not None else max(1, (pool_size or 10) // 10)
+    model = args.model or task.model
     arch = customize(
         get_preset(model),
         filters=parse_filters(args.filters) if args.filters else None,
         kernel_size=args.kernel_size, dense=args.dense, dropout=args.dropout,
         batch_norm=args.batch_norm,
     )
-    optimizer = resolve_optimizer(args.optimizer or defaults.optimizer, args.lr, args.momentum)
-    epochs = defaults.epochs if args.epochs is None else args.epochs
+    optimizer = resolve_optimizer(args.optimizer or task.optimizer, args.lr, args.momentum)
+    epochs = task.epochs if args.epochs is None else args.epochs
     transfer = transfer_from_args(args, optimizer["lr"], epochs)
     return RunConfig(
         task=args.task, model=transfer.backbone if transfer else model, arch=arch,
         optimizer=optimizer, epochs=epochs,
-        batch_size=defaults.batch_size if args.batch_size is None else args.batch_size,
+        batch_size=task.batch_size if args.batch_size is None else args.batch_size,
         seed=args.seed, split_seed=args.split_seed,
         train_size=args.train_size,
         val_size=val_size,
@@ -265,217 +268,216 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     )
 
 
-def check_data(cfg: RunConfig) -> Dataset:
-    """Load (and cache) the data and build the split before anything is written: bad data or
-    sizes fail here, with one line, and leave no results behind."""
-    ds = load_dataset(cfg.task, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir,
-                      download=cfg.download, image_size=cfg.image_size, image_dir=cfg.image_dir)
-    make_split(len(ds.x_train), cfg.val_size, cfg.train_size, cfg.split_seed)
-    layer_table(cfg.arch, input_shape(ds), len(ds.class_names))
-    parse_augment(",".join(cfg.augment), channels=input_shape(ds)[-1])
-    return ds
+@dataclass(frozen=True)
+class Plan:
+    """Everything an invocation will do, resolved and checked before any data is read."""
+
+    command: str
+    frameworks: tuple[str, ...]
+    config: RunConfig  # the run's (a study's base point)
+    callbacks: Callbacks
+    repeats: int
+    study_kind: str | None  # grid | sweep | None
+    study: Study | None
+    points: tuple[RunConfig, ...]  # one per study point, else (config,)
+
+
+def resolve(args: argparse.Namespace, argv: list[str] | None,
+            pool_size: int | None = None) -> Plan:
+    """Every flag and every combination, checked; raises UserError before anything is read or
+    written (called again with the pool size once own images are loaded)."""
+    if args.repeats < 1:
+        raise UserError("--repeats must be at least 1")
+    if args.early_stopping is not None and args.early_stopping < 1:
+        raise UserError("--early-stopping PATIENCE must be at least 1")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {args.out} is a file; give a folder (it is created if missing)")
+    study_kind = "grid" if args.grid else "sweep" if args.sweep else None
+    if study_kind:
+        if args.grid and args.sweep:
+            raise UserError("--grid and --sweep are separate studies; give one of them")
+        if args.repeats > 1 or args.check_parity:
+            raise UserError("--repeats and --check-parity cannot be combined with --grid or --sweep")
+        if args.pipeline == "transfer":
+            raise UserError("--grid and --sweep study the CNN presets; drop --pipeline transfer")
+        if args.grid and args.cv < 2:
+            raise UserError("--cv must be at least 2")
+        if args.grid and (args.early_stopping or args.reduce_lr_on_plateau or args.augment):
+            raise UserError("--grid fits have no validation set and no augmentation: drop "
+                            "--early-stopping, --reduce-lr-on-plateau and --augment, or use --sweep")
+    cfg = config_from_args(args, pool_size)
+    if args.check_parity and cfg.transfer and not is_path(cfg.transfer.weights):
+        raise UserError("--check-parity --pipeline transfer compares the frameworks' features "
+                        "from the same weights: give --weights PATH")
+    study = parse_study(args.grid or args.sweep, study_kind) if study_kind else None
+    # A point overrides the flags it names, so defaults resolve as for one run (e.g. each
+    # optimizer of a grid gets its own default lr unless --lr is given).
+    points = tuple(config_from_args(argparse.Namespace(**{**vars(args), **point}), pool_size)
+                   for point in product(study)) if study else (cfg,)
+    callbacks = Callbacks(restore_best=cfg.restore_best, early_stopping=args.early_stopping,
+                          reduce_lr=args.reduce_lr_on_plateau)
+    frameworks = FRAMEWORKS if args.framework == "both" else (args.framework,)
+    return Plan(command_line(argv), frameworks, cfg, callbacks, args.repeats, study_kind, study,
+                points)
+
+
+def check_devices(plan: Plan) -> None:
+    """--device cuda: each framework's process says whether it can use a GPU, before anything
+    is written (auto and cpu always work)."""
+    if plan.config.device == "cuda":
+        for framework in plan.frameworks:
+            call_worker(framework, {"kind": "device", "device": "cuda"})
+
+
+def check_data(plan: Plan, ds: Dataset) -> None:
+    """Sizes, shapes and augmentations against the loaded data: one line, nothing written."""
+    shape = input_shape(ds)
+    for cfg in plan.points:
+        make_split(len(ds.x_train), cfg.val_size, cfg.train_size, cfg.split_seed)
+        if not cfg.transfer:
+            layer_table(cfg.arch, shape, len(ds.class_names))
+        parse_augment(",".join(cfg.augment), channels=shape[-1])
+
+
+def check_weights(plan: Plan) -> None:
+    """Before anything is written: PATH weights are converted once for Keras by a PyTorch
+    process (which reads them with torch.load, weights_only); `imagenet` weights must be in each
+    framework's cache (downloaded now unless --no-download)."""
+    cfg, spec = plan.config, plan.config.transfer
+    job = {"spec": dataclasses.asdict(spec), "cache_dir": cfg.cache_dir}
+    if is_path(spec.weights):
+        call_worker("torch", {"kind": "convert", **job})
+    elif spec.weights == "imagenet":
+        for framework in plan.frameworks:
+            call_worker(framework, {"kind": "fetch", **job, "download": cfg.download})
 
 
 def input_shape(ds: Dataset) -> tuple[int, int, int]:
     return tuple(int(d) for d in ds.x_train.shape[1:])
 
 
-def check_parity(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: int) -> None:
+# ----------------------------------------------------------------------------- actions
+
+
+def check_parity(cfg: RunConfig, shape: tuple[int, int, int], num_classes: int) -> None:
     """Both frameworks, each in its own process, from the shared initial weights."""
-    case = case_to_dict(cfg.model, cfg.arch, input_shape, num_classes, cfg.seed,
-                        default_optimizers())
-    with tempfile.TemporaryDirectory() as tmp:
-        result = run_parity([case], tmp)[cfg.model]
-    print(f"\nParity of {cfg.model} on {cfg.task}-shaped input {input_shape}, seed {cfg.seed}: "
-          f"params keras {result['params']['keras']:,}, torch {result['params']['torch']:,}\n")
-    print("| quantity | max abs difference | within 1e-4 |")
-    print("|---|---|---|")
-    diffs = result["max_abs_diff"]
-    for name in sorted(diffs, key=lambda n: (n != "logits", n)):
-        diff = diffs[name]
-        if name == "logits":
-            label = "logits (inference)"
-        elif name.endswith("moving stats"):
-            label = f"BatchNorm moving stats after one {name.split()[0]} step (documented gap)"
-        else:
-            label = f"trainable weights after one {name} step"
-        print(f"| {label} | {diff:.2e} | {'yes' if diff < TOLERANCE else 'no'} |")
+    case = case_to_dict(cfg.model, cfg.arch, shape, num_classes, cfg.seed, default_optimizers())
+    result = run_parity([case])[cfg.model]
+    print("\n" + parity_table(cfg.model, cfg.task, shape, cfg.seed, result))
 
 
-def _transfer_process(framework: str, *args: str) -> str | None:
-    """`python -m <framework>_impl.transfer ARGS`; None, or its one-line error."""
-    proc = subprocess.run([sys.executable, "-m", f"{framework}_impl.transfer", *args], cwd=ROOT,
-                          capture_output=True, text=True)
-    if proc.returncode == 0:
-        return None
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    return errors[-1][len("error: "):] if errors else (
-        f"{framework}: {' '.join(proc.args[1:4])} failed (exit {proc.returncode}): "
-        + " ".join(proc.stderr.strip().splitlines()[-1:]))
-
-
-def check_weights(cfg: RunConfig, frameworks: tuple[str, ...]) -> None:
-    """Before anything is written: PATH must be a state dict of the backbone's size, and
-    `imagenet` weights must be in each framework's cache (downloaded now unless --no-download).
-    Otherwise one line naming the file and the folder to place it in."""
-    spec = cfg.transfer
-    check_path_weights(spec)
-    if spec.weights != "imagenet":
-        return
-    flags = [] if cfg.download else ["--no-download"]
-    errors = [_transfer_process(fw, "fetch", spec_json(spec), *flags) for fw in frameworks]
-    if any(errors):
-        raise UserError("; ".join(e for e in errors if e))
-
-
-def check_transfer_parity(cfg: RunConfig, ds: Dataset) -> None:
+def check_transfer_parity(plan: Plan, ds: Dataset) -> None:
     """--check-parity --pipeline transfer: both frameworks' pooled base features of the first
-    test images, each framework in its own process."""
-    spec = cfg.transfer
-    if spec.weights in ("imagenet", "none"):
-        raise UserError("--check-parity --pipeline transfer compares the frameworks' features "
-                        "from the same weights: give --weights PATH")
+    test images, each framework in its own process, from the same (converted) weights."""
     import numpy as np  # noqa: PLC0415  (only this check needs arrays here)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        np.save(Path(tmp) / "images.npy", ds.x_test[:PROBE_IMAGES].astype(np.float32) / 255)
+    cfg, spec = plan.config, plan.config.transfer
+    with tempfile.TemporaryDirectory(prefix="dlcv-probe-") as tmp:
+        images = Path(tmp) / "images.npy"
+        np.save(images, ds.x_test[:PROBE_IMAGES].astype(np.float32) / 255)
+        features = {}
         for fw in FRAMEWORKS:
-            error = _transfer_process(fw, "probe", spec_json(spec), str(Path(tmp) / "images.npy"),
-                                      str(Path(tmp) / f"{fw}.npz"), "--threads", str(cfg.threads))
-            if error:
-                raise UserError(error)
-        keras, torch = (dict(np.load(Path(tmp) / f"{fw}.npz")) for fw in FRAMEWORKS)
+            out = Path(tmp) / f"{fw}.npz"
+            call_worker(fw, {"kind": "probe", "spec": dataclasses.asdict(spec),
+                             "images": str(images), "out": str(out), "threads": cfg.threads,
+                             "cache_dir": cfg.cache_dir})
+            features[fw] = dict(np.load(out))
     used = PADDING_TORCHVISION if spec.match_padding else PADDING_KERAS
     print(f"\nFeature agreement of {spec.backbone} with {spec.weights_label()} at "
           f"{spec.image_size}px on {cfg.task}:")
-    for line in agreement_lines(keras, torch, used):
+    for line in agreement_lines(features["keras"], features["torch"], used):
         print(line)
 
 
-def new_run_dir(out: str, task: str) -> Path:
-    """A fresh folder per invocation; mkdir is the lock, so parallel runs never share one."""
-    if is_custom(task):  # folder:/a/b/pets -> folder-pets
-        kind, _, where = task.partition(":")
-        task = f"{kind}-{Path(where).stem}"
-    base = Path(out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{task}"
-    base.parent.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 1000):
-        run_dir = base if n == 1 else base.with_name(f"{base.name}-{n}")
-        try:
-            run_dir.mkdir()
-            return run_dir
-        except FileExistsError:
-            continue
-    raise UserError(f"could not create a new run folder under {out}")
-
-
-def run_framework(framework: str, job: Job, job_path: Path, entry: str = "train") -> int:
-    """Run one framework in its own Python process (`python -m <framework>_impl.<entry> JOB`,
-    entry: train, or grid for --grid); its progress goes straight to the terminal."""
-    write_json_atomic(job_path, job.to_dict())
-    cmd = [sys.executable, "-m", f"{framework}_impl.{entry}", str(job_path)]
-    return subprocess.call(cmd, cwd=ROOT)
-
-
-def run_study(args: argparse.Namespace, argv: list[str] | None, cfg: RunConfig,
-              callbacks: Callbacks, frameworks: tuple[str, ...]) -> int:
-    """--grid / --sweep (common.studies): every configuration is resolved and its data checked
-    before anything runs; the study folder is named after the arguments, so the same command
-    with the same --out resumes it."""
-    if args.grid and args.sweep:
-        raise UserError("--grid and --sweep are separate studies; give one of them")
-    if args.repeats > 1 or args.check_parity:
-        raise UserError("--repeats and --check-parity cannot be combined with --grid or --sweep")
-    if args.grid and args.cv < 2:
-        raise UserError("--cv must be at least 2")
-    if args.grid and (args.early_stopping or args.reduce_lr_on_plateau or cfg.augment):
-        raise UserError("--grid fits have no validation set and no augmentation: drop "
-                        "--early-stopping, --reduce-lr-on-plateau and --augment, or use --sweep")
-    kind = "grid" if args.grid else "sweep"
-    study = parse_study(args.grid or args.sweep, kind)
-    # A point overrides the flags it names, so defaults resolve as for one run (e.g. each
-    # optimizer of a grid gets its own default lr unless --lr is given).
-    configs = [config_from_args(argparse.Namespace(**{**vars(args), **point}))
-               for point in product(study)]
-    for point_cfg in configs:
-        check_data(point_cfg)
-    folder = study_folder(args.out, kind, cfg, callbacks, study, args.cv if args.grid else None)
-    command = "python compare.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    if args.grid:
-        return grid_study(folder, study, configs, frameworks, args.cv,
-                          functools.partial(run_framework, entry="grid"), command)
-    return sweep_study(folder, study, configs, frameworks, callbacks, run_framework, command,
-                       plots=not args.no_plots)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    frameworks = FRAMEWORKS if args.framework == "both" else (args.framework,)
-    if args.repeats < 1:
-        raise UserError("--repeats must be at least 1")
-    if args.early_stopping is not None and args.early_stopping < 1:
-        raise UserError("--early-stopping PATIENCE must be at least 1")
-    cfg = config_from_args(args)
-    callbacks = Callbacks(restore_best=cfg.restore_best, early_stopping=args.early_stopping,
-                          reduce_lr=args.reduce_lr_on_plateau)
-    if args.check_parity and not cfg.transfer and cfg.task in TASK_INPUT:
-        check_parity(cfg, *TASK_INPUT[cfg.task])  # shapes only: no data needed
-        return 0
-    ds = check_data(cfg)
-    if cfg.transfer and (args.grid or args.sweep):
-        raise UserError("--grid and --sweep study the CNN presets; drop --pipeline transfer")
-    if args.grid or args.sweep:
-        return run_study(args, argv, cfg, callbacks, frameworks)
-    if args.check_parity and cfg.transfer:
-        check_transfer_parity(cfg, ds)
-        return 0
-    if args.check_parity:
-        check_parity(cfg, input_shape(ds), len(ds.class_names))
-        return 0
-    if cfg.transfer:
-        check_weights(cfg, frameworks)
-
-    run_dir = new_run_dir(args.out, cfg.task)
-    command = "python compare.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    run_config = {"command": command, "frameworks": list(frameworks), "repeats": args.repeats,
-                  "callbacks": dataclasses.asdict(callbacks), "config": cfg.to_dict()}
-    write_json_atomic(run_dir / "config.json", run_config)
+def run_comparison(plan: Plan, ds: Dataset, out: str, plots: bool) -> int:
+    """Each framework in its own process, per repeat; then the report from the records."""
+    cfg = plan.config
+    try:
+        run_dir = new_run_dir(out, cfg.task)
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot create a run folder there ({err.strerror})") from None
+    run_config = {"command": plan.command, "frameworks": list(plan.frameworks),
+                  "repeats": plan.repeats, "callbacks": dataclasses.asdict(plan.callbacks),
+                  "config": cfg.to_dict()}
+    write_json(run_dir / "config.json", run_config)
 
     failed = []
     try:
         # Frameworks alternate within each repeat, so slow drift of the machine hits both alike.
-        for repeat in range(args.repeats):
-            for framework in frameworks:
-                suffix = f"-r{repeat}" if args.repeats > 1 else ""
+        for repeat in range(plan.repeats):
+            for framework in plan.frameworks:
+                suffix = f"-r{repeat}" if plan.repeats > 1 else ""
                 job = Job(config=dataclasses.replace(cfg, seed=cfg.seed + repeat),
                           record_path=str(run_dir / f"record-{framework}{suffix}.json"),
-                          repeat=repeat, callbacks=callbacks)
-                code = run_framework(framework, job, run_dir / f"job-{framework}{suffix}.json")
+                          repeat=repeat, callbacks=plan.callbacks)
+                code = run_worker(framework, job.to_dict(),
+                                  run_dir / f"job-{framework}{suffix}.json")
                 if code != 0:
                     failed.append(f"{framework} (exit {code})")
     except KeyboardInterrupt:
         failed.append("interrupted")
 
-    records = load_records(run_dir)
+    records = run_records(run_dir)
     if records:
-        figures = "" if args.no_plots else write_figures(records, ds.x_test, run_dir)
-        transfer = report_lines(records, run_dir)  # [] for the CNN pipeline
-        section = "\n".join(["## Transfer learning", "", *transfer, "", ""]) if transfer else ""
-        shown = table_records(records)  # the epochs column counts both transfer phases
-        write_text_atomic(run_dir / "report.md",
-                          render_report(shown, run_config, command) + section + figures)
+        figures = write_figures(records, ds.x_test, run_dir) if plots else ""
+        transfer = transfer_lines(records, run_dir)  # [] for the CNN pipeline
+        write_text(run_dir / "report.md", render_report(records, run_config, transfer, figures))
         print(f"\nResults: {run_dir}/report.md\n")
         for line in transfer + difference_lines(records):
             print(line)
-        print(markdown_table(shown))
+        print(markdown_table(records))
     if failed:
         raise UserError(f"run failed: {', '.join(failed)}; completed records are in {run_dir}")
     return 0
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    """parse -> resolve (every check) -> load the data once -> parity, study or comparison."""
+    args = build_parser().parse_args(argv)
+    plan = resolve(args, argv)
+    check_devices(plan)
+    task: Task = get_task(args.task)
+    cfg = plan.config
+    if args.check_parity and not cfg.transfer and task is not OWN_IMAGES:
+        check_parity(cfg, task.input_shape, task.num_classes)  # shapes only: no data needed
+        return 0
+    ds = load_dataset(cfg.task, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir,
+                      download=cfg.download, image_size=cfg.image_size, image_dir=cfg.image_dir)
+    if is_own_images(cfg.task):  # the validation size depends on the pool: resolve again
+        plan = resolve(args, argv, pool_size=len(ds.x_train))
+        cfg = plan.config
+    check_data(plan, ds)
+    if cfg.transfer:
+        check_weights(plan)
+    if args.check_parity and cfg.transfer:
+        check_transfer_parity(plan, ds)
+    elif args.check_parity:
+        check_parity(cfg, input_shape(ds), len(ds.class_names))
+    elif plan.study_kind == "grid":
+        folder = study_folder(args.out, "grid", cfg, plan.callbacks, plan.study, args.cv)
+        return grid_study(folder, plan.study, list(plan.points), plan.frameworks, args.cv,
+                          plan.command)
+    elif plan.study_kind == "sweep":
+        folder = study_folder(args.out, "sweep", cfg, plan.callbacks, plan.study)
+        return sweep_study(folder, plan.study, list(plan.points), plan.frameworks,
+                           plan.callbacks, plan.command, plots=not args.no_plots)
+    else:
+        return run_comparison(plan, ds, args.out, plots=not args.no_plots)
+    return 0
+
+
+def cli() -> int:
+    """The command line: a UserError or Ctrl-C is one line on stderr and a non-zero exit."""
     try:
-        sys.exit(main())
+        return main()
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; finished records are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

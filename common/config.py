@@ -1,4 +1,4 @@
-"""The one frozen run configuration, shared by compare.py and both framework workers.
+"""The one frozen run configuration, shared by compare.py and every framework process.
 
 A `RunConfig` is fully resolved (no None left for a framework to fill with its own default) and
 is saved with every result record, so a number can always be traced to what produced it.
@@ -17,36 +17,6 @@ from common.transfer import PIPELINES, TransferSpec
 FRAMEWORKS = ("keras", "torch")
 DEVICES = ("auto", "cpu", "cuda")
 INITS = ("shared", "native")
-
-
-@dataclass(frozen=True)
-class TaskDefaults:
-    """What a task uses when the user does not say otherwise."""
-
-    model: str
-    epochs: int
-    batch_size: int
-    val_size: int
-    optimizer: str
-
-
-# Your own data (folder:PATH, csv:FILE): the CIFAR-10 CNN at 32x32; val_size 0 means 10% of the
-# training pool, resolved once the data is loaded.
-CUSTOM_DEFAULTS = TaskDefaults("cifar10_cnn", epochs=10, batch_size=32, val_size=0, optimizer="sgd")
-
-TASK_DEFAULTS: dict[str, TaskDefaults] = {
-    "digits": TaskDefaults("digits_cnn", epochs=20, batch_size=32, val_size=300, optimizer="sgd"),
-    # Adam: the lab's MNIST CNN reaches ~97.7% in one epoch with it, ~96% with SGD(0.01, 0.9)
-    "mnist": TaskDefaults("mnist_cnn", epochs=5, batch_size=64, val_size=5000, optimizer="adam"),
-    # the lab's best CIFAR-10 configuration: SGD, momentum 0.9, lr 0.01, batch 64, 20 epochs
-    "cifar10": TaskDefaults("cifar10_cnn", epochs=20, batch_size=64, val_size=5000,
-                            optimizer="sgd"),
-}
-
-# (height, width, channels) and classes of the built-in tasks, known without loading them
-TASK_INPUT: dict[str, tuple[tuple[int, int, int], int]] = {
-    "digits": ((8, 8, 1), 10), "mnist": ((28, 28, 1), 10), "cifar10": ((32, 32, 3), 10),
-}
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,24 @@
-"""Dataset loading for dlcv-compare: digits, MNIST and CIFAR-10 as uint8 NHWC arrays.
+"""Dataset loading for dlcv-compare: digits, MNIST, CIFAR-10 and your own images as uint8 NHWC.
 
-Both framework back-ends train on exactly the arrays returned by `load_dataset`, so this module
-is the single place that finds, downloads, verifies and decodes the data. It is framework-free:
-it must never import torch, tensorflow or keras (not even indirectly).
+Both framework back-ends train on exactly the arrays returned by these loaders (reached through
+`common.tasks.load_dataset`), so this module is the single place that finds, downloads, verifies
+and decodes the data. It is framework-free: it must never import torch, tensorflow or keras (not
+even indirectly).
 
-Where the data comes from, in order:
+Where MNIST and CIFAR-10 come from, in order:
   1. `data_dir` (or, when it is None, the folder named by $DLCV_DATA_DIR) and a few conventional
      sub-folders of it; for CIFAR-10 also a `.tar.gz` archive there, extracted once into the cache;
   2. the cache folder (`cache_dir`, else $DLCV_CACHE_DIR, else ~/.cache/dlcv-compare);
   3. a download into the cache from the canonical mirrors, verified by md5 (if `download`).
-Decoded arrays are kept as `<cache>/arrays/<task>-<key>.npz`, keyed on the source files' paths,
-sizes and mtimes, so later runs skip the slow parsing/decoding.
+Your own images (tasks folder:PATH and csv:FILE):
+  - folder:PATH holds one sub-folder per class (`PATH/<class>/*.jpg|png|...`), or
+    `PATH/train/<class>/` and `PATH/test/<class>/`;
+  - csv:FILE lists `filename,label` rows (a header row is detected), the images in `image_dir`.
+  They are converted to RGB and resized to `image_size` (square). Without a given test split, a
+  seeded, stratified 20% of the images is held out as the test set. Classes are sorted by name.
+Decoded arrays are kept as `<cache>/arrays/<task-slug>-<key>.npz`, keyed on the source files'
+paths, sizes and mtimes (and, for own images, the image size and the split), so later loads skip
+the slow parsing/decoding.
 
 Every failure is a `DataError` (or `UserError`) with a one-line message that says what is wrong
 and what to do; the CLI prints it without a traceback.
@@ -26,6 +34,7 @@ import json
 import math
 import os
 import pickle
+import re
 import shutil
 import tarfile
 import tempfile
@@ -39,10 +48,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image
 
-from common.custom_data import is_custom, load_custom
 from common.errors import DataError, UserError
 
-TASK_NAMES = ("digits", "mnist", "cifar10")
 DATA_DIR_ENV = "DLCV_DATA_DIR"
 CACHE_DIR_ENV = "DLCV_CACHE_DIR"
 
@@ -80,10 +87,20 @@ CIFAR10_ARCHIVES = {
     "cifar-10-python.tar.gz": "cifar-10-batches-py",
 }
 CIFAR10_SUBFOLDERS = ("cifar-10-batches-py", "cifar10-jpg", "cifar10")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+# Image files of CIFAR-10 folders and own images, and the PIL formats they may hold: naming the
+# formats stops PIL from trying every plugin on a file that is not an image.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+_IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")
+
+OWN_IMAGE_SIZE = 32  # pixels, square, when no image_size is given: the CIFAR-10 CNN's input
+OWN_MIN_IMAGE_SIZE = 8
+OWN_TEST_FRACTION = 0.2
+OWN_SPLIT_SEED = 0
+OWN_KINDS = ("folder", "csv")  # the task prefixes: folder:PATH, csv:FILE
 
 # Bump when decoding changes, so stale decoded-array caches are not reused.
-_ARRAY_CACHE_VERSION = 1
+_ARRAY_CACHE_VERSION = 2
 _MAX_REASON_CHARS = 150
 
 # pooch's downloader protocol: downloader(url, output_file, pooch) writes the file.
@@ -94,7 +111,7 @@ Downloader = Callable[[str, str, Any], None]
 class Dataset:
     """A task's train and test arrays, identical for both framework back-ends."""
 
-    name: str  # "mnist" | "cifar10" | "digits"
+    name: str  # "digits" | "mnist" | "cifar10" | the task string of own images ("folder:PATH")
     x_train: np.ndarray  # uint8, NHWC (N, H, W, C)  (MNIST/digits: C=1)
     y_train: np.ndarray  # int64 (N,)
     x_test: np.ndarray  # uint8 NHWC
@@ -119,6 +136,7 @@ class _Source:
     description: str
     files: tuple[str, ...]  # absolute paths; their sizes and mtimes key the decoded-array cache
     decode: Callable[[], _Splits]
+    key: tuple = ()  # JSON-able; whatever else changes the decoded arrays (own images: size, split)
 
 
 class _DownloadFailed(Exception):
@@ -134,47 +152,28 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "dlcv-compare"
 
 
-def load_dataset(
-    task: str,
-    data_dir: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    download: bool = True,
-    downloader: Downloader | None = None,
-    image_size: int | None = None,
-    image_dir: str | None = None,
-) -> Dataset:
-    """Load `task` as uint8 NHWC images and int64 labels (see the module docstring for where from).
-
-    `downloader` is passed to `pooch.retrieve` (tests use it to fake the network).
-    `image_size` and `image_dir` apply to your own data (folder:PATH, csv:FILE; common.custom_data).
-    """
-    if is_custom(task):
-        return load_custom(task, image_size, image_dir)
-    if task not in TASK_NAMES:
-        raise UserError(f"unknown task {task!r}; choose one of: {', '.join(TASK_NAMES)}, "
-                        "folder:PATH, csv:FILE")
-    if task == "digits":
-        return _load_digits()
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    user_dir = _user_data_dir(data_dir)
-    if task == "mnist":
-        source, class_names = _locate_mnist(user_dir, cache, download, downloader), MNIST_CLASSES
-    else:
-        source, class_names = _locate_cifar10(user_dir, cache, download, downloader), CIFAR10_CLASSES
-    splits = _decode_with_array_cache(task, source, cache)
-    _check_splits(splits, source.description, len(class_names))
-    return Dataset(task, *splits, class_names=class_names, source=source.description)
+def task_slug(task: str) -> str:
+    """A file-name-safe name: 'digits' -> 'digits', 'folder:/a/b/pets' -> 'folder-pets',
+    'csv:/x/train.csv' -> 'csv-train' (the decoded-array cache and run folders are named by it)."""
+    kind, colon, where = task.partition(":")
+    if colon and kind in OWN_KINDS:
+        # resolve() so that 'folder:.' is named after the folder it means
+        stem = Path(where).expanduser().resolve().stem if where else ""
+        task = f"{kind}-{stem}" if stem else kind
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", task)
 
 
-# ----------------------------------------------------------------------------- digits
+# Every loader takes the task string and the same keyword options (common.tasks.load_dataset
+# passes them all); each ignores the options that do not apply to it.
 
 
-def _load_digits() -> Dataset:
+def load_digits(task: str = "digits", **_options: Any) -> Dataset:
+    """scikit-learn's 8x8 digits with a stratified, seeded 20% test split (offline, not cached)."""
     # sklearn is slow to import and only this task needs it.
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits as sklearn_digits
     from sklearn.model_selection import train_test_split
 
-    digits = load_digits()
+    digits = sklearn_digits()
     x = np.round(digits.images * 255 / DIGITS_MAX_VALUE).astype(np.uint8)[..., np.newaxis]
     y = digits.target.astype(np.int64)
     # sklearn only takes an int or a RandomState; wrapping default_rng(seed)'s bit generator keeps
@@ -189,6 +188,55 @@ def _load_digits() -> Dataset:
         source=(f"sklearn.datasets.load_digits, stratified {DIGITS_TEST_FRACTION:.0%} test split "
                 f"(seed {DIGITS_SPLIT_SEED})"),
     )
+
+
+def load_mnist(task: str = "mnist", *, data_dir: str | Path | None = None,
+               cache_dir: str | Path | None = None, download: bool = True,
+               downloader: Downloader | None = None, **_options: Any) -> Dataset:
+    """MNIST from IDX files (raw or .gz); `downloader` is passed to pooch (tests fake the network)."""
+    cache = _cache_dir(cache_dir)
+    source = _locate_mnist(_user_data_dir(data_dir), cache, download, downloader)
+    return _load_cached("mnist", source, cache, MNIST_CLASSES)
+
+
+def load_cifar10(task: str = "cifar10", *, data_dir: str | Path | None = None,
+                 cache_dir: str | Path | None = None, download: bool = True,
+                 downloader: Downloader | None = None, **_options: Any) -> Dataset:
+    """CIFAR-10 from the python batches, 32x32 image folders, or their archives."""
+    cache = _cache_dir(cache_dir)
+    source = _locate_cifar10(_user_data_dir(data_dir), cache, download, downloader)
+    return _load_cached("cifar10", source, cache, CIFAR10_CLASSES)
+
+
+def load_own_images(task: str, *, cache_dir: str | Path | None = None,
+                    image_size: int | None = None, image_dir: str | Path | None = None,
+                    **_options: Any) -> Dataset:
+    """A folder:PATH or csv:FILE task (see the module docstring), decoded once into the cache."""
+    size = OWN_IMAGE_SIZE if image_size is None else image_size
+    if size < OWN_MIN_IMAGE_SIZE:
+        raise UserError(f"--image-size must be at least {OWN_MIN_IMAGE_SIZE}")
+    kind, _, where = task.partition(":")
+    if kind not in OWN_KINDS or not where:
+        raise UserError(f"{task!r} is not folder:PATH or csv:FILE; give the path after the colon")
+    given = Path(where).expanduser()
+    what = "folder" if kind == "folder" else "CSV file"
+    if not (given.is_dir() if kind == "folder" else given.is_file()):
+        raise DataError(f"{given} does not exist or is not a {what}; --task {kind}:PATH needs "
+                        f"an existing {what}")
+    path = given.resolve()  # absolute paths key the cache, whatever the working folder
+    source, class_names = _own_images_source(kind, path, size, image_dir)
+    return _load_cached(task, source, _cache_dir(cache_dir), class_names)
+
+
+def _cache_dir(cache_dir: str | Path | None) -> Path:
+    return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+
+
+def _load_cached(task: str, source: _Source, cache: Path, class_names: tuple[str, ...]) -> Dataset:
+    """`source` decoded (or read from the decoded-array cache) and checked, as a Dataset."""
+    splits = _decode_with_array_cache(task, source, cache)
+    _check_splits(splits, source.description, len(class_names))
+    return Dataset(task, *splits, class_names=class_names, source=source.description)
 
 
 # ----------------------------------------------------------------------------- search helpers
@@ -498,63 +546,163 @@ def _planar_rows_to_nhwc(rows: np.ndarray) -> np.ndarray:
 
 def _cifar10_images_source(folder: Path) -> _Source:
     root = folder.resolve()
-    train_files, y_train = _list_image_split(root / "train")
-    test_files, y_test = _list_image_split(root / "test")
+    train_files, train_classes = _walk_class_folders(str(root / "train"), CIFAR10_CLASSES)
+    test_files, test_classes = _walk_class_folders(str(root / "test"), CIFAR10_CLASSES)
+    y_train = _labels(train_classes, CIFAR10_CLASSES)
+    y_test = _labels(test_classes, CIFAR10_CLASSES)
+    size = CIFAR10_IMAGE_SIZE
 
     def decode() -> _Splits:
-        return _Splits(_decode_images(train_files), y_train, _decode_images(test_files), y_test)
+        # No resizing: a CIFAR-10 image of another size means a wrong copy, not one to scale.
+        return _Splits(_decode_images(train_files, size, resize=False), y_train,
+                       _decode_images(test_files, size, resize=False), y_test)
 
     return _Source(f"CIFAR-10 image folders {root}/{{train,test}}/<class>",
                    tuple(train_files + test_files), decode)
 
 
-def _list_image_split(split_dir: Path) -> tuple[list[str], np.ndarray]:
-    """Image paths of one split in label order, then sorted file name, with their labels."""
+# ----------------------------------------------------------------------------- own images
+
+
+def _own_images_source(kind: str, path: Path, size: int,
+                       image_dir: str | Path | None) -> tuple[_Source, tuple[str, ...]]:
+    """The source of a folder: or csv: task at the absolute `path`, and its class names."""
+    test: tuple[list[str], list[str]] | None = None
+    label_files: tuple[str, ...] = ()
+    if kind == "folder":
+        if (path / "train").is_dir() and (path / "test").is_dir():
+            train = _walk_class_folders(str(path / "train"))
+            test = _walk_class_folders(str(path / "test"))
+        else:
+            train = _walk_class_folders(str(path))
+    else:
+        if image_dir is None:
+            raise UserError("--task csv:FILE needs --image-dir DIR, the folder of its images")
+        train = _read_csv(path, Path(image_dir).expanduser().resolve())
+        label_files = (str(path),)
+    classes = tuple(sorted(set(train[1]) | (set(test[1]) if test else set())))
+    if len(classes) < 2:
+        raise DataError(f"{path} has {len(classes)} class; a classifier needs at least two")
+    if test is None:
+        train, test = _hold_out(*train)
+    (train_files, train_classes), (test_files, test_classes) = train, test
+    y_train, y_test = _labels(train_classes, classes), _labels(test_classes, classes)
+
+    def decode() -> _Splits:
+        return _Splits(_decode_images(train_files, size, resize=True), y_train,
+                       _decode_images(test_files, size, resize=True), y_test)
+
+    # The files' order and the train count fix the split; the CSV's identity fixes its labels.
+    key = (("image_size", size), ("train_images", len(train_files)), ("classes", classes))
+    source = _Source(f"{path} ({size}x{size} RGB)", (*train_files, *test_files, *label_files),
+                     decode, key)
+    return source, classes
+
+
+def _read_csv(csv_file: Path, image_dir: Path) -> tuple[list[str], list[str]]:
+    """(image paths, class names) of the `filename,label` rows of `csv_file`."""
+    import pandas as pd  # slow to import and only this task needs it
+
+    try:
+        table = pd.read_csv(csv_file, header=None, dtype=str, skipinitialspace=True)
+    except (OSError, ValueError) as error:
+        raise DataError(f"cannot read {csv_file} as CSV ({type(error).__name__}); it must hold "
+                        "rows of filename,label") from None
+    if table.shape[1] < 2:
+        raise DataError(f"{csv_file} needs two columns, filename and label")
+    if not (image_dir / str(table.iat[0, 0])).exists():  # a header row such as "id,label"
+        table = table.iloc[1:]
+    names, labels = table.iloc[:, 0].tolist(), table.iloc[:, 1].tolist()
+    missing = [n for n in names if not (image_dir / n).is_file()]
+    if missing:
+        raise DataError(f"{len(missing)} images listed in {csv_file} are not in {image_dir} "
+                        f"(first: {missing[0]}); check --image-dir")
+    return [str(image_dir / n) for n in names], labels
+
+
+def _hold_out(files: list[str], classes: list[str]
+              ) -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]]:
+    """A seeded test split of OWN_TEST_FRACTION, stratified by class where every class allows it."""
+    from sklearn.model_selection import train_test_split  # slow to import; only needed here
+
+    try:
+        train_f, test_f, train_c, test_c = train_test_split(
+            files, classes, test_size=OWN_TEST_FRACTION, random_state=OWN_SPLIT_SEED,
+            stratify=classes)
+    except ValueError:  # a class too small to stratify
+        train_f, test_f, train_c, test_c = train_test_split(
+            files, classes, test_size=OWN_TEST_FRACTION, random_state=OWN_SPLIT_SEED)
+    return (train_f, train_c), (test_f, test_c)
+
+
+# ----------------------------------------------------------------------------- image folders
+
+
+def _walk_class_folders(root: str, classes: Sequence[str] | None = None
+                        ) -> tuple[list[str], list[str]]:
+    """Image paths under root/<class>/, in class then file-name order, and each one's class.
+
+    `classes`: the exact class folders `root` must hold, each with images (CIFAR-10); None: every
+    sub-folder, sorted by name, empty ones skipped (own images: a class may lack test images).
+    """
     # Plain strings and os.scandir: pathlib costs seconds over 60,000 files.
-    with os.scandir(split_dir) as entries:
-        present = {e.name for e in entries if e.is_dir() and not e.name.startswith(".")}
-    if present != set(CIFAR10_CLASSES):
-        missing = [c for c in CIFAR10_CLASSES if c not in present]
-        unknown = sorted(present - set(CIFAR10_CLASSES))
+    with os.scandir(root) as entries:
+        present = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    if classes is not None and set(present) != set(classes):
+        missing = [c for c in classes if c not in present]
+        unknown = [c for c in present if c not in classes]
         raise DataError(
-            f"{split_dir} must hold exactly one folder per CIFAR-10 class "
-            f"({', '.join(CIFAR10_CLASSES)}); missing: {', '.join(missing) or 'none'}; "
-            f"unknown: {', '.join(unknown) or 'none'}; rename or re-extract the folders")
+            f"{root} must hold exactly one folder per class ({', '.join(classes)}); "
+            f"missing: {', '.join(missing) or 'none'}; unknown: {', '.join(unknown) or 'none'}; "
+            "rename or re-extract the folders")
     files: list[str] = []
-    labels: list[int] = []
-    for label, name in enumerate(CIFAR10_CLASSES):
-        class_dir = os.path.join(split_dir, name)
-        images = sorted(f for f in os.listdir(class_dir) if f.lower().endswith(IMAGE_SUFFIXES))
-        if not images:
-            raise DataError(f"{class_dir} holds no .jpg/.jpeg/.png images; re-extract the data")
+    names: list[str] = []
+    for name in present if classes is None else classes:
+        class_dir = os.path.join(root, name)
+        # Hidden files are skipped: macOS copies leave '._photo.jpg' metadata beside the images.
+        images = sorted(f for f in os.listdir(class_dir)
+                        if f.lower().endswith(IMAGE_SUFFIXES) and not f.startswith("."))
+        if not images and classes is not None:
+            raise DataError(f"{class_dir} holds no {'/'.join(IMAGE_SUFFIXES)} images; "
+                            "re-extract the data")
         files += [os.path.join(class_dir, f) for f in images]
-        labels += [label] * len(images)
-    return files, np.array(labels, dtype=np.int64)
+        names += [name] * len(images)
+    if not files:
+        raise DataError(f"{root} holds no images in class sub-folders (<class>/*.jpg|png); "
+                        "give a folder with one sub-folder per class")
+    return files, names
 
 
-def _decode_images(paths: Sequence[str]) -> np.ndarray:
+def _labels(names: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+    index = {name: label for label, name in enumerate(classes)}
+    return np.array([index[name] for name in names], dtype=np.int64)
+
+
+def _decode_images(paths: Sequence[str], size: int, resize: bool) -> np.ndarray:
     # Single-threaded on purpose: for 32x32 images PIL's per-file Python overhead dominates and
     # holds the GIL, so threads measured slower; the result is cached as .npz anyway.
-    size = CIFAR10_IMAGE_SIZE
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
     for i, path in enumerate(paths):
-        out[i] = _decode_image(path)
+        out[i] = _decode_image(path, size, resize)
     return out
 
 
-def _decode_image(path: str) -> np.ndarray:
-    size = CIFAR10_IMAGE_SIZE
+def _decode_image(path: str, size: int, resize: bool) -> np.ndarray:
+    """The image at `path` as (size, size, 3) uint8 RGB; another size is resized (bilinear) if
+    `resize`, else an error."""
     try:
-        # Reading the whole (tiny) file first is faster than letting PIL read it piecemeal.
+        # Reading the whole file first is faster than letting PIL read a small one piecemeal.
         with open(path, "rb") as file:
-            image = Image.open(io.BytesIO(file.read()), formats=("JPEG", "PNG"))
+            image = Image.open(io.BytesIO(file.read()), formats=_IMAGE_FORMATS)
         if image.size != (size, size):
-            raise DataError(f"{path} is {image.size[0]}x{image.size[1]} pixels, expected "
-                            f"{size}x{size}; replace it with the original CIFAR-10 image")
+            if not resize:  # only CIFAR-10 folders are strict
+                raise DataError(f"{path} is {image.size[0]}x{image.size[1]} pixels, expected "
+                                f"{size}x{size}; replace it with the original CIFAR-10 image")
+            image = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
         return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     except (OSError, ValueError, SyntaxError) as error:  # PIL's "cannot decode" exceptions
-        raise DataError(f"{path} is not a readable JPEG/PNG image ({_one_line(error)}); replace "
-                        "it or re-extract the data") from error
+        raise DataError(f"{path} is not a readable image ({_one_line(error)}); replace or remove "
+                        "it, or re-extract the data") from error
 
 
 # ----------------------------------------------------------------------------- decoded-array cache
@@ -562,10 +710,11 @@ def _decode_image(path: str) -> np.ndarray:
 
 def _decode_with_array_cache(task: str, source: _Source, cache: Path) -> _Splits:
     """Load the decoded arrays from `<cache>/arrays` if `source` is unchanged, else decode and save."""
+    slug = task_slug(task)
     key = hashlib.sha256(json.dumps(
-        [_ARRAY_CACHE_VERSION, task, [_file_identity(f) for f in source.files]]
+        [_ARRAY_CACHE_VERSION, slug, [_file_identity(f) for f in source.files], source.key]
     ).encode()).hexdigest()[:16]
-    path = cache / "arrays" / f"{task}-{key}.npz"
+    path = cache / "arrays" / f"{slug}-{key}.npz"
     splits = _read_array_cache(path)
     if splits is None:
         splits = source.decode()

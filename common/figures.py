@@ -1,8 +1,10 @@
-"""Report figures, drawn from records only (plus the test images for the worst-classified grid).
+"""Report figures, drawn from records only (plus the test images for the worst-classified grid),
+saved atomically (common.records.save_figure). Parent process.
 
 Per invocation: learning curves of every framework on shared axes, a confusion matrix per
 framework, and the 10 worst-classified test images per framework (misclassified, ranked by the
-lowest predicted probability of the true class), each also as markdown for the report.
+lowest predicted probability of the true class), each also as markdown for the report; for a
+one-key sweep, test accuracy and training seconds against the swept value.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from common.metrics import class_accuracy  # noqa: E402
+from common.records import RunRecord, StudyRow, save_figure  # noqa: E402
 
 # Distinct colours, markers and widths: with shared weights the curves often coincide, and the
 # thicker Keras line must stay visible under the PyTorch one.
@@ -24,23 +27,23 @@ FRAMEWORK_STYLE = {"keras": {"color": "tab:red", "marker": "o", "linewidth": 3.5
                    "torch": {"color": "tab:blue", "marker": "x", "linewidth": 1.5, "alpha": 1.0}}
 
 
-def first_repeat(records: list[dict]) -> dict[str, dict]:
+def first_repeat(records: list[RunRecord]) -> dict[str, RunRecord]:
     """One record per framework (repeat 0) for per-run figures."""
-    chosen: dict[str, dict] = {}
-    for r in sorted(records, key=lambda r: r.get("repeat", 0)):
-        chosen.setdefault(r["framework"], r)
+    chosen: dict[str, RunRecord] = {}
+    for r in sorted(records, key=lambda r: r.repeat):
+        chosen.setdefault(r.framework, r)
     return chosen
 
 
-def plot_curves(records: list[dict], path: Path) -> None:
+def plot_curves(records: list[RunRecord], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for framework, r in first_repeat(records).items():
-        epochs = [h["epoch"] for h in r["history"]]
+        epochs = [h["epoch"] for h in r.history]
         style = FRAMEWORK_STYLE.get(framework, {})
         for ax, key in zip(axes, ("loss", "accuracy")):
-            ax.plot(epochs, [h[f"train_{key}"] for h in r["history"]], linestyle="--",
+            ax.plot(epochs, [h[f"train_{key}"] for h in r.history], linestyle="--",
                     label=f"{framework} train", **style)
-            ax.plot(epochs, [h[f"val_{key}"] for h in r["history"]], linestyle="-",
+            ax.plot(epochs, [h[f"val_{key}"] for h in r.history], linestyle="-",
                     label=f"{framework} validation", **style)
     for ax, key in zip(axes, ("loss", "accuracy")):
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -51,13 +54,13 @@ def plot_curves(records: list[dict], path: Path) -> None:
     axes[0].set_title("cross-entropy loss")
     axes[1].set_title("accuracy")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
 
 
-def plot_confusion(record: dict, path: Path) -> None:
-    cm = np.asarray(record["confusion_matrix"])
-    names = record["class_names"]
+def plot_confusion(record: RunRecord, path: Path) -> None:
+    cm = np.asarray(record.confusion_matrix)
+    names = record.class_names
     fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(names), 0.8 + 0.5 * len(names)))
     ax.imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):
@@ -67,15 +70,15 @@ def plot_confusion(record: dict, path: Path) -> None:
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
-    ax.set_title(f"{record['framework']}: test confusion matrix")
+    ax.set_title(f"{record.framework}: test confusion matrix")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
 
 
-def plot_worst(record: dict, x_test: np.ndarray, path: Path) -> None:
-    worst = record["worst_test_predictions"]
-    names = record["class_names"]
+def plot_worst(record: RunRecord, x_test: np.ndarray, path: Path) -> None:
+    worst = record.worst_test_predictions
+    names = record.class_names
     cols = 5
     rows = max(1, -(-len(worst) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 3.4 * rows), squeeze=False)
@@ -86,31 +89,31 @@ def plot_worst(record: dict, x_test: np.ndarray, path: Path) -> None:
         ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray")
         ax.set_title(f"#{w['rank']} idx {w['index']}\npred {names[w['predicted']]}\n"
                      f"true {names[w['actual']]} p={w['p_actual']:.3f}", fontsize=8)
-    fig.suptitle(f"{record['framework']}: worst-classified test images")
+    fig.suptitle(f"{record.framework}: worst-classified test images")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
 
 
-def worst_table(record: dict) -> str:
-    names = record["class_names"]
+def worst_table(record: RunRecord) -> str:
+    names = record.class_names
     rows = [{"rank": w["rank"], "index": w["index"], "predicted": names[w["predicted"]],
              "actual": names[w["actual"]], "p(actual)": f"{w['p_actual']:.4f}"}
-            for w in record["worst_test_predictions"]]
+            for w in record.worst_test_predictions]
     return pd.DataFrame(rows, columns=["rank", "index", "predicted", "actual", "p(actual)"]) \
         .to_markdown(index=False, disable_numparse=True)
 
 
-def class_accuracy_table(records: list[dict]) -> str:
+def class_accuracy_table(records: list[RunRecord]) -> str:
     chosen = first_repeat(records)
-    names = next(iter(chosen.values()))["class_names"]
+    names = next(iter(chosen.values())).class_names
     table = pd.DataFrame({"class": names})
     for framework, r in chosen.items():
-        table[framework] = [f"{a:.4f}" for a in class_accuracy(np.asarray(r["confusion_matrix"]))]
+        table[framework] = [f"{a:.4f}" for a in class_accuracy(np.asarray(r.confusion_matrix))]
     return table.to_markdown(index=False, disable_numparse=True)
 
 
-def write_figures(records: list[dict], x_test: np.ndarray, run_dir: Path) -> str:
+def write_figures(records: list[RunRecord], x_test: np.ndarray, run_dir: Path) -> str:
     """Draw every figure into run_dir; return the markdown section that links them."""
     plot_curves(records, run_dir / "curves.png")
     lines = ["## Figures", "", "Learning curves (repeat 0 of each framework):", "",
@@ -123,3 +126,40 @@ def write_figures(records: list[dict], x_test: np.ndarray, run_dir: Path) -> str
                   "", "10 worst-classified test images:", "",
                   f"![{framework} worst-classified](worst-{framework}.png)", "", worst_table(r), ""]
     return "\n".join(lines)
+
+
+def plot_sweep(rows: list[StudyRow], key: str, numeric: bool, log_axis: bool, path: Path) -> None:
+    """Test accuracy and training seconds against the swept value, one line per framework;
+    diverged runs get a cross, so a chance-level point is not read as a result."""
+    labels = list(dict.fromkeys(row.point[key] for row in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+
+    def x_of(row: StudyRow) -> float:
+        return float(row.point[key]) if numeric else labels.index(row.point[key])
+
+    styles = iter([("o", "-"), ("s", "--"), ("^", ":")])  # distinct when the lines coincide
+    for framework in dict.fromkeys(row.framework for row in rows):
+        done = sorted((r for r in rows if r.framework == framework and r.test_accuracy is not None),
+                      key=x_of)
+        xs = [x_of(r) for r in done]
+        marker, linestyle = next(styles)
+        for ax, column in zip(axes, ("test_accuracy", "train_seconds")):
+            line, = ax.plot(xs, [getattr(r, column) for r in done], marker=marker,
+                            linestyle=linestyle, label=framework)
+            bad = [(x, getattr(r, column)) for x, r in zip(xs, done) if r.diverged]
+            if bad:
+                ax.plot(*zip(*bad), "x", color=line.get_color(), markersize=12,
+                        label=f"{framework} diverged")
+    for ax, column in zip(axes, ("test accuracy", "training seconds")):
+        ax.set_xlabel(key)
+        ax.set_ylabel(column)
+        if log_axis:
+            ax.set_xscale("log")
+        if not numeric:
+            ax.set_xticks(range(len(labels)), labels)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"sweep over {key}")
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)

@@ -29,6 +29,9 @@ from tqdm.auto import tqdm
 from common.metrics import score
 from common.splits import epoch_order
 
+EVAL_BATCH_SIZE = 512  # inference only (validation, test): large batches, the same in both frameworks
+TRANSFER_EVAL_BATCH_SIZE = 128  # inference through a pretrained backbone: bounds its activations' memory
+
 
 class Trainer(Protocol):
     """What keras_impl.train.KerasTrainer and torch_impl.train.TorchTrainer both implement."""
@@ -64,6 +67,13 @@ class Callbacks:
     early_stopping: int | None = None
     reduce_lr: tuple[float, int, float] | None = None  # (factor, patience, min_lr)
     min_delta: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Callbacks":
+        data = dict(data)
+        if data.get("reduce_lr") is not None:  # JSON has lists, not tuples
+            data["reduce_lr"] = tuple(data["reduce_lr"])
+        return cls(**data)
 
 
 @dataclass

@@ -3,8 +3,8 @@
 Each framework's `parity.parity_outputs` returns, for one fixed batch, the inference logits and,
 for every optimizer, the weights after one training step (dropout off, BatchNorm in training
 mode), all in Keras layout. `compare_outputs` reduces the two to max absolute differences.
-Used by tests/test_parity.py and by `compare.py --check-parity` (each framework in its own
-process there).
+Used by tests/test_parity.py and by `compare.py --check-parity`, each framework in its own
+process (`common.launch.run_parity`).
 """
 
 from __future__ import annotations
@@ -56,10 +56,8 @@ def compare_outputs(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[
     return result
 
 
-# --- running the check: one process per framework ------------------------------------------
-# TensorFlow and PyTorch's triton crash when loaded into one process in some orders, and the
-# suite's rule is one framework per process anyway: each half runs as
-# `python -m {keras,torch}_impl.parity JOB.json OUT.npz`.
+# --- a parity job: one process per framework (common.worker computes each half,
+# common.launch.run_parity runs both and compares them) -------------------------------------
 
 def case_to_dict(name: str, arch: ArchSpec, input_shape, num_classes: int, seed: int,
                  optimizers: list[dict]) -> dict:
@@ -69,54 +67,8 @@ def case_to_dict(name: str, arch: ArchSpec, input_shape, num_classes: int, seed:
             "num_classes": num_classes, "seed": seed, "optimizers": optimizers}
 
 
-def _case_arch(case: dict) -> ArchSpec:
+def case_arch(case: dict) -> ArchSpec:
     from common.config import RunConfig  # noqa: PLC0415  (reuses its ArchSpec decoding)
 
     return RunConfig.from_dict({"arch": case["arch"], "task": "", "model": "", "optimizer": {},
                                 "epochs": 1, "batch_size": 1}).arch
-
-
-def parity_worker(parity_outputs, count_params) -> None:
-    """Entry point of the framework halves: compute every case of JOB into OUT.npz."""
-    import json  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
-    cases = json.loads(open(sys.argv[1]).read())
-    arrays: dict[str, np.ndarray] = {}
-    for case in cases:
-        arch, shape, classes = _case_arch(case), tuple(case["input_shape"]), case["num_classes"]
-        x, y = parity_batch(shape, classes, seed=case["seed"])
-        outputs = parity_outputs(arch, shape, classes, case["seed"], x, y, case["optimizers"])
-        arrays.update({f"{case['name']}|{k}": v for k, v in outputs.items()})
-        arrays[f"{case['name']}|params"] = np.array(count_params(arch, shape, classes))
-    np.savez(sys.argv[2], **arrays)
-
-
-def run_parity(cases: list[dict], workdir, python: str | None = None) -> dict[str, dict]:
-    """Run both halves in their own processes; per case: max abs differences and both param counts."""
-    import json  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    job = workdir / "parity-job.json"
-    job.write_text(json.dumps(cases))
-    root = Path(__file__).resolve().parent.parent
-    outputs = {}
-    for framework in ("keras", "torch"):
-        out = workdir / f"parity-{framework}.npz"
-        subprocess.run([python or sys.executable, "-m", f"{framework}_impl.parity", str(job),
-                        str(out)], cwd=root, check=True)
-        with np.load(out) as data:
-            outputs[framework] = {k: data[k] for k in data.files}
-    result = {}
-    for case in cases:
-        prefix = case["name"] + "|"
-        halves = [{k[len(prefix):]: v for k, v in outputs[fw].items() if k.startswith(prefix)}
-                  for fw in ("keras", "torch")]
-        params = [int(h.pop("params")) for h in halves]
-        result[case["name"]] = {"max_abs_diff": compare_outputs(*halves),
-                                "params": dict(zip(("keras", "torch"), params))}
-    return result

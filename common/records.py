@@ -1,69 +1,250 @@
-"""Result records: one flat JSON per framework run, written atomically, with its config.
+"""Result records: the one schema, the one atomic writer and the one JSON reader of the project.
 
-Reports and tables are built only from these records (never from in-memory state), so whatever a
-table shows can be re-derived from the files in the run directory.
+Every result file is one of the dataclasses below, written with `write_json` (atomically: a
+reader, a resumed study or a Ctrl-C never sees half a file) and read back with `read_record` /
+`read_grid_record`, which turn a corrupt or incomplete file into one `RecordError` line naming
+it. Reports and tables are built only from these records (never from in-memory state), so
+whatever a table shows can be re-derived from the files in a results folder.
+`results/README.md` lists exactly these fields (a test compares the two).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import platform
 import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any, Iterator
 
-RECORD_KEYS = (
-    "task", "framework", "model", "config", "params", "test_accuracy", "test_loss",
-    "train_seconds", "epoch_seconds", "first_epoch_overhead_seconds", "history", "split_hash",
-    "environment",
-)
+from common.config import RunConfig
+from common.errors import UserError
+from common.loop import Callbacks
 
 
-def write_json_atomic(path: str | Path, data: dict) -> None:
-    """Write to a temporary file in the same folder, then rename: a reader never sees half a file."""
+class RecordError(UserError):
+    """A result file that cannot be read: corrupt, truncated, or without a needed field."""
+
+
+# ----------------------------------------------------------------------------- the schema
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One framework's training run (`record-<framework>[-r<k>].json`)."""
+
+    task: str
+    framework: str
+    model: str
+    repeat: int
+    seed: int
+    config: RunConfig
+    callbacks: Callbacks
+    params: int
+    expected_params: int | None  # from the spec; None for transfer models
+    train_size: int
+    val_size: int
+    test_size: int
+    test_accuracy: float
+    test_loss: float
+    train_seconds: float
+    epoch_seconds: list[float]
+    first_epoch_overhead_seconds: float
+    excluded_from_timing: dict[str, float]
+    best_epoch: int
+    stopped_early: bool
+    diverged: bool
+    history: list[dict]
+    confusion_matrix: list[list[int]]
+    worst_test_predictions: list[dict]
+    class_names: list[str]
+    split_hash: str
+    input_standardisation: dict[str, list[float]]
+    environment: dict[str, Any]
+    transfer: dict | None = None  # --pipeline transfer only
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunRecord":
+        values = _known_fields(cls, data)
+        values["config"] = RunConfig.from_dict(values["config"])
+        values["callbacks"] = Callbacks.from_dict(values["callbacks"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One grid point's cross-validation result (an entry of `GridRecord.results`)."""
+
+    mean_cv_accuracy: float
+    std_cv_accuracy: float
+    fold_accuracies: list[float]
+    mean_fit_seconds: float
+    std_fit_seconds: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class GridRecord:
+    """One framework's GridSearchCV (`grid-<framework>.json` in a grid study folder)."""
+
+    task: str
+    framework: str
+    model: str
+    keys: list[str]  # the grid's settings, in the order given
+    labels: list[dict[str, str]]  # per grid point: setting -> its label
+    configs: list[RunConfig]  # one per grid point
+    cv: int
+    scoring: str
+    folds_hash: str
+    split_hash: str
+    train_size: int
+    test_size: int
+    results: list[GridPoint]  # one per grid point, in `configs` order
+    best_index: int
+    best_cv_accuracy: float
+    params: int
+    test_accuracy: float  # of the best point, refitted on the whole training set
+    test_loss: float
+    refit_seconds: float
+    search_seconds: float
+    excluded_from_timing: dict[str, float]
+    cv_results_csv: str
+    environment: dict[str, Any]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GridRecord":
+        values = _known_fields(cls, data)
+        values["configs"] = [RunConfig.from_dict(c) for c in values["configs"]]
+        values["results"] = [GridPoint(**_known_fields(GridPoint, r)) for r in values["results"]]
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """One row of a sweep's table: a configuration in one framework, read from its record."""
+
+    point: dict[str, str]  # swept setting -> its label
+    framework: str
+    status: str  # ok | diverged (epoch k) | at chance | stopped early (k of n) | not run
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+    final_val_loss: float | None = None
+    train_seconds: float | None = None
+    diverged: bool = False
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StudyRow":
+        return cls(**_known_fields(cls, data))
+
+
+SCHEMAS = (RunRecord, GridPoint, GridRecord, StudyRow)
+
+
+def _known_fields(cls: type, data: Any) -> dict:
+    """The dataclass's fields from `data`; a missing required field is a RecordError (records
+    of an older version); unknown keys are ignored (records of a newer one)."""
+    if not isinstance(data, dict):
+        raise RecordError(f"expected a JSON object for {cls.__name__}, got {type(data).__name__}")
+    fields = dataclasses.fields(cls)
+    missing = [f.name for f in fields if f.name not in data
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise RecordError(f"no {', '.join(missing)} (not a {cls.__name__}, or written by an "
+                          "older version)")
+    return {f.name: data[f.name] for f in fields if f.name in data}
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+@contextmanager
+def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """A temporary file beside `path`, renamed over it when the block ends without an error
+    (deleted otherwise): readers, resumed studies and Ctrl-C never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=_jsonable)
-            f.flush()
-            os.fsync(f.fileno())
+        with os.fdopen(fd, mode) as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def write_json(path: str | Path, data: Any) -> None:
+    """A dict or a record dataclass as indented JSON, atomically."""
+    if dataclasses.is_dataclass(data):
+        data = data.to_dict() if hasattr(data, "to_dict") else dataclasses.asdict(data)
+    with atomic_file(path) as file:
+        json.dump(data, file, indent=2, default=_jsonable)
 
 
-def _jsonable(value):
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_file(path) as file:
+        file.write(text)
+
+
+def save_figure(fig: Any, path: str | Path) -> None:
+    """A matplotlib figure as PNG, atomically (the format is given: the temporary name has none)."""
+    with atomic_file(path, "wb") as file:
+        fig.savefig(file, format="png", dpi=110)
+
+
+def _jsonable(value: Any) -> Any:
     if hasattr(value, "tolist"):  # numpy scalars and arrays
         return value.tolist()
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def load_records(run_dir: str | Path) -> list[dict]:
-    """All records of a run directory, in a stable order (framework, then repeat)."""
-    records = [json.loads(p.read_text()) for p in sorted(Path(run_dir).glob("record-*.json"))]
-    return sorted(records, key=lambda r: (r["framework"], r.get("repeat", 0)))
+# ----------------------------------------------------------------------------- reading
 
 
-def base_environment(threads: int, device: str) -> dict:
-    import numpy  # noqa: PLC0415  (kept local: this module is imported by tests without numpy use)
+def read_json(path: str | Path) -> Any:
+    """Parsed JSON; an unreadable or invalid file is one RecordError line naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else f"invalid JSON: {err}"
+        raise RecordError(f"{path}: cannot read it ({reason})") from None
 
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "numpy": numpy.__version__,
-        "threads": threads,
-        "device": device,
-    }
+
+def read_record(path: str | Path) -> RunRecord:
+    return _read(path, RunRecord)
+
+
+def read_grid_record(path: str | Path) -> GridRecord:
+    return _read(path, GridRecord)
+
+
+def _read(path: str | Path, cls: type) -> Any:
+    data = read_json(path)
+    try:
+        return cls.from_dict(data)
+    except RecordError as err:
+        raise RecordError(f"{path}: {err}") from None
+    except (TypeError, ValueError, KeyError, AttributeError) as err:
+        raise RecordError(f"{path}: not a valid {cls.__name__} ({type(err).__name__}: "
+                          f"{' '.join(str(err).split())[:120]})") from None
+
+
+def run_records(run_dir: str | Path) -> list[RunRecord]:
+    """All run records of a run folder, in a stable order (framework, then repeat)."""
+    records = [read_record(p) for p in sorted(Path(run_dir).glob("record-*.json"))]
+    return sorted(records, key=lambda r: (r.framework, r.repeat))

@@ -22,12 +22,17 @@ class Split:
 
     @property
     def hash(self) -> str:
-        """sha256 over both index arrays (int64, little-endian), first 16 hex digits."""
-        digest = hashlib.sha256()
-        for part in (self.train, self.val):
-            digest.update(np.asarray(part, dtype="<i8").tobytes())
-            digest.update(b"|")
-        return digest.hexdigest()[:16]
+        return index_hash(self.train, self.val)
+
+
+def index_hash(*parts: np.ndarray) -> str:
+    """sha256 over index arrays (int64, little-endian, '|' between them), first 16 hex digits:
+    two records with the same hash trained and validated on the same examples."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(np.asarray(part, dtype="<i8").tobytes())
+        digest.update(b"|")
+    return digest.hexdigest()[:16]
 
 
 def make_split(pool_size: int, val_size: int, train_size: int | None, seed: int) -> Split:

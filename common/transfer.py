@@ -11,24 +11,19 @@ framework-free helpers both workers and compare.py share.
   `fine_tune_lr`, BatchNorm still in inference mode (the Keras transfer-learning guide's rule);
 - `--weights PATH` is a torchvision-format MobileNetV2 feature state dict loaded into *both*
   frameworks, so they start from the same pretrained backbone (`imagenet` cannot promise that:
-  each framework ships its own ImageNet training). `read_torch_state_dict` reads such a file
-  with numpy only, so the Keras process never imports torch.
+  each framework ships its own ImageNet training). The PyTorch process reads such a file with
+  torch.load(weights_only=True) and leaves its arrays in an .npz at `converted_weights_path`,
+  so the Keras process reads plain arrays and never imports torch.
 
 This module never imports a framework.
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
-import dataclasses
-import json
-import pickle
-import sys
-import zipfile
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -41,7 +36,6 @@ DEFAULT_FINE_TUNE_LAYERS = 3  # top blocks of the base unfrozen in phase 2
 FINE_TUNE_LR_FACTOR = 0.1  # default fine-tune lr = head lr * this
 HEAD_DROPOUT = 0.2  # as in the Keras transfer-learning guide
 PROBE_IMAGES = 16  # first test images whose features each framework saves for the agreement check
-EVAL_BATCH_SIZE = 128  # inference through a backbone: smaller than the CNN's to bound memory
 # How a framework's graph pads (record and report wording)
 PADDING_KERAS = "Keras' (stride-2 convs pad bottom/right only)"
 PADDING_TORCHVISION = "torchvision's (stride-2 convs pad 1 px on every side)"
@@ -230,126 +224,25 @@ def head_weights(feature_dim: int, num_classes: int, seed: int) -> dict[str, np.
     return initial_weights(head, (1, 1, feature_dim), num_classes, seed)[0]
 
 
-# ----------------------------------------------------------------------------- torch files
+# ----------------------------------------------------------------------------- PATH weights
 
 
-_TORCH_STORAGES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
-    "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
-}
-_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER
+def converted_weights_path(weights: str, cache_dir: str | None) -> Path:
+    """Where the PyTorch process leaves --weights PATH as plain arrays for the Keras process
+    (torch_impl.transfer.convert_path_weights writes it, keras_impl.transfer reads it):
+    <cache>/weights/<stem>-<hash>.npz. The hash covers the file's absolute path, size and
+    modification time, so an edited or replaced file is converted again."""
+    from common.data import default_cache_dir  # noqa: PLC0415  (the project's one cache rule)
 
-
-@dataclass
-class _Storage:
-    dtype: np.dtype
-    numel: int
-    data: bytes = b""
-
-
-@dataclass
-class _Tensor:
-    """A tensor whose storage bytes come later in the file (legacy format)."""
-
-    storage: _Storage
-    offset: int
-    size: tuple[int, ...]
-    stride: tuple[int, ...]
-
-    def array(self) -> np.ndarray:
-        flat = np.frombuffer(self.storage.data, dtype=self.storage.dtype, count=self.storage.numel)
-        item = flat.itemsize
-        view = np.lib.stride_tricks.as_strided(flat[self.offset:], shape=self.size,
-                                               strides=tuple(s * item for s in self.stride))
-        return np.array(view)
-
-
-def _rebuild_tensor_v2(storage, offset, size, stride, *_ignored) -> _Tensor:
-    return _Tensor(storage, offset, tuple(size), tuple(stride))
-
-
-def _rebuild_parameter(data, *_ignored):
-    return data
-
-
-class _TorchUnpickler(pickle.Unpickler):
-    """Unpickles a state dict and nothing else: only the few globals a tensor dict needs are
-    allowed (like torch.load(weights_only=True)), so a weights file cannot run code."""
-
-    _GLOBALS = {
-        ("collections", "OrderedDict"): collections.OrderedDict,
-        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    }
-
-    def __init__(self, file, storages: dict[str, _Storage]):
-        super().__init__(file)
-        self.storages = storages
-
-    def find_class(self, module: str, name: str):
-        if module == "torch" and name in _TORCH_STORAGES:
-            return np.dtype(_TORCH_STORAGES[name])
-        if (module, name) in self._GLOBALS:
-            return self._GLOBALS[(module, name)]
-        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a weights file")
-
-    def persistent_load(self, pid):
-        # ('storage', dtype, key, location, numel[, view metadata (legacy format)])
-        if pid[0] != "storage" or (len(pid) > 5 and pid[5] is not None):
-            raise pickle.UnpicklingError(f"unsupported persistent id {pid[0]!r}")
-        _, dtype, key, _location, numel = pid[:5]
-        return self.storages.setdefault(str(key), _Storage(dtype, int(numel)))
-
-
-def read_torch_state_dict(path: str | Path) -> dict[str, np.ndarray]:
-    """A `torch.save`d state dict as numpy arrays, in the file's key order, without torch.
-
-    Both of torch's formats: the zip archive (torch >= 1.6) and the legacy sequence of pickles
-    followed by raw little-endian storages.
-    """
-    path = Path(path)
-    storages: dict[str, _Storage] = {}
+    path = Path(weights).expanduser().resolve()
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                pkl = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
-                prefix = pkl[: -len("data.pkl")]
-                with archive.open(pkl) as f:
-                    state = _TorchUnpickler(f, storages).load()
-                for key, storage in storages.items():
-                    storage.data = archive.read(f"{prefix}data/{key}")
-        else:
-            with path.open("rb") as f:
-                if pickle.load(f) != _LEGACY_MAGIC:
-                    raise ValueError("not a torch.save file (bad magic number)")
-                pickle.load(f)  # protocol version
-                pickle.load(f)  # system info (little-endian check below)
-                state = _TorchUnpickler(f, storages).load()
-                for key in pickle.load(f):
-                    storage = storages[str(key)]
-                    numel = int.from_bytes(f.read(8), "little")
-                    nbytes = numel * storage.dtype.itemsize
-                    storage.data = f.read(nbytes)
-                    if numel != storage.numel or len(storage.data) != nbytes:
-                        raise ValueError(f"storage {key} is truncated")
-    except (OSError, ValueError, KeyError, StopIteration, EOFError, pickle.UnpicklingError) as err:
-        raise UserError(f"--weights {path}: not a readable torch state dict "
-                        f"({type(err).__name__}: {err})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, _Tensor) for v in state.values()):
-        raise UserError(f"--weights {path}: expected a state dict of tensors")
-    return {k: v.array() for k, v in state.items()}
-
-
-def check_path_weights(spec: TransferSpec) -> None:
-    """Before any run: PATH must be a state dict with as many tensors as the backbone has."""
-    if not is_path(spec.weights):
-        return
-    state = read_torch_state_dict(spec.weights)
-    expected = spec.info.path_tensors
-    if len(state) != expected:
-        raise UserError(f"--weights {spec.weights}: {len(state)} tensors, but a torchvision "
-                        f"{spec.backbone} feature state dict has {expected}")
+        stat = path.stat()
+    except OSError as err:
+        raise UserError(f"--weights {weights}: cannot read it ({err.strerror})") from None
+    key = f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()
+    digest = hashlib.sha256(key).hexdigest()[:16]
+    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    return cache / "weights" / f"{path.stem}-{digest}.npz"
 
 
 # ----------------------------------------------------------------------------- agreement
@@ -455,44 +348,3 @@ def _probe_lines(runs: list[dict], run_dir: Path) -> list[str]:
     return [f"- Feature agreement of the pretrained bases, Keras vs PyTorch (pooled features of "
             f"the first {len(keras['features'])} test images, before any training):",
             *agreement_lines(dict(keras), dict(torch), pair["keras"]["transfer"]["padding"])]
-
-
-# ----------------------------------------------------------------------------- worker CLI
-
-
-def transfer_cli(framework: str, set_threads: Callable[[int], None],
-                 ensure_imagenet: Callable[[TransferSpec, bool], str],
-                 probe: Callable[[TransferSpec, np.ndarray], dict[str, np.ndarray]]) -> None:
-    """`python -m {keras,torch}_impl.transfer fetch|probe ...`, one framework per process.
-
-    fetch SPEC_JSON [--no-download]: make sure the ImageNet weights are in the framework's cache
-      (compare.py runs it before a run, so a missing file is one line and no results folder);
-    probe SPEC_JSON IMAGES.npy OUT.npz: pooled base features of [0, 1] NHWC images (tests,
-      --check-parity).
-    Errors the user can fix are one line on stderr and exit status 2.
-    """
-    p = argparse.ArgumentParser(prog=f"python -m {framework}_impl.transfer")
-    sub = p.add_subparsers(dest="command", required=True)
-    f = sub.add_parser("fetch")
-    f.add_argument("spec")
-    f.add_argument("--no-download", action="store_true")
-    q = sub.add_parser("probe")
-    q.add_argument("spec")
-    q.add_argument("images")
-    q.add_argument("out")
-    q.add_argument("--threads", type=int, default=1)
-    args = p.parse_args()
-    try:
-        spec = TransferSpec(**json.loads(args.spec))
-        set_threads(getattr(args, "threads", 1))
-        if args.command == "fetch":
-            print(ensure_imagenet(spec, not args.no_download))
-        else:
-            np.savez(args.out, **probe(spec, np.load(args.images)))
-    except UserError as err:
-        print(f"error: {framework}: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
-
-
-def spec_json(spec: TransferSpec) -> str:
-    return json.dumps(dataclasses.asdict(spec))

@@ -1,31 +1,75 @@
-"""What one framework process does, top to bottom: config -> data -> model -> train -> test -> record.
+"""What a framework process does: one entry point for every job a framework runs.
 
-`keras_impl.train.main` and `torch_impl.train.main` call `run_job` with their own Trainer factory,
-so both processes load the same data, split and initial weights, and write the same record schema.
-Each framework runs in its own process: this module never imports a framework.
+    python -m common.worker keras|torch JOB.json      (compare.py starts it; one framework per process)
+
+A job file names its kind:
+- train:   config -> data -> model -> train (common.loop.fit) -> test -> RunRecord (`run_job`);
+- grid:    GridSearchCV (scikeras / skorch) on folds shared by both frameworks -> GridRecord;
+- parity:  logits and one step of every optimizer from the shared weights -> .npz;
+- device:  can this framework use the requested device? (checked before anything is written);
+- fetch / convert / probe: transfer-learning weights (ImageNet cache; a torchvision state dict
+  converted to plain arrays for Keras) and pooled backbone features.
+The framework's own code (`{framework}_impl.train`, `.grid`, `.parity`, `.transfer`, `.augment`)
+is imported by name, only when a job needs it: importing this module imports no framework.
+One error rule for every kind: a UserError is one line `error: <framework>: ...` on stderr and a
+non-zero exit; Ctrl-C, also while the framework is still importing, exits 130 without a traceback.
 """
 
 from __future__ import annotations
 
-import json
+import importlib
+import os
+import platform
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from types import ModuleType
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from common.config import RunConfig
-from common.data import load_dataset
 from common.errors import UserError
 from common.init import initial_weights
-from common.loop import Callbacks, FitResult, Trainer, fit
+from common.loop import TRANSFER_EVAL_BATCH_SIZE, Callbacks, FitResult, Trainer, fit
 from common.metrics import confusion, score, worst_predictions
-from common.records import base_environment, write_json_atomic
+from common.parity import parity_batch
+from common.records import GridPoint, GridRecord, RunRecord, read_json, write_json, write_text
 from common.specs import count_params
-from common.splits import make_split
-from common.transfer import EVAL_BATCH_SIZE, PROBE_IMAGES, features_cacheable, is_path, probe_path
+from common.splits import index_hash, make_split
+from common.tasks import load_dataset
+from common.transfer import PROBE_IMAGES, TransferSpec, features_cacheable, is_path, probe_path
+
+# Modules whose presence in sys.modules the record reports: proof that a process ran one
+# framework only (TensorFlow and PyTorch in one process can crash here).
+FRAMEWORK_MODULES = ("tensorflow", "keras", "torch", "torchvision", "jax")
+
+
+def impl(framework: str, module: str) -> ModuleType:
+    """`{framework}_impl.{module}`, imported now (the parent process never calls this)."""
+    return importlib.import_module(f"{framework}_impl.{module}")
+
+
+@contextmanager
+def silenced_stderr() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for the block: TensorFlow's C++ start-up lines ('oneDNN
+    custom operations are on', the absl notice) come from static initialisers that no log level
+    reaches. Python errors raised in the block are printed after it, with stderr restored."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+# ----------------------------------------------------------------------------- data
 
 
 @dataclass(frozen=True)
@@ -72,9 +116,27 @@ def prepare_data(cfg: RunConfig) -> PreparedData:
     )
 
 
+def environment(threads: int, device: str, framework_facts: dict) -> dict:
+    """Machine and version facts for a record, and which frameworks this process loaded."""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+        "threads": threads,
+        "device": device,
+        **framework_facts,
+        "loaded_frameworks": sorted(m for m in FRAMEWORK_MODULES if m in sys.modules),
+    }
+
+
+# ----------------------------------------------------------------------------- train
+
+
 @dataclass(frozen=True)
 class Job:
-    """What compare.py hands a framework process: the config and where the record goes."""
+    """A training run handed to a framework process: the config and where the record goes."""
 
     config: RunConfig
     record_path: str
@@ -82,89 +144,122 @@ class Job:
     callbacks: Callbacks = Callbacks()
 
     def to_dict(self) -> dict:
-        return {"config": self.config.to_dict(), "record_path": self.record_path,
-                "repeat": self.repeat, "callbacks": self.callbacks.__dict__}
+        return {"kind": "train", **asdict(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Job":
-        cb = dict(data.get("callbacks", {}))
-        if cb.get("reduce_lr") is not None:
-            cb["reduce_lr"] = tuple(cb["reduce_lr"])
         return cls(config=RunConfig.from_dict(data["config"]), record_path=data["record_path"],
-                   repeat=data.get("repeat", 0), callbacks=Callbacks(**cb))
+                   repeat=data.get("repeat", 0), callbacks=Callbacks.from_dict(data["callbacks"]))
 
 
-# (cfg, data, initial weights or None, model=None): `model`, when given, is trained instead of
-# the config's CNN (transfer learning)
-TrainerFactory = Callable[..., Trainer]
-# (cfg, data) -> {keras,torch}_impl.transfer.TransferModel
-TransferFactory = Callable[[RunConfig, PreparedData], Any]
-
-
-def run_job(framework: str, job: Job, make_trainer: TrainerFactory, environment: dict,
-            make_transfer: TransferFactory | None = None) -> dict:
+def run_job(framework: str, job: Job) -> RunRecord:
     """Train and test one framework; write and return its record."""
     cfg = job.config
+    train = impl(framework, "train")
+    facts = train.setup(cfg.threads, cfg.seed, cfg.deterministic)
+    device = train.resolve_device(cfg.device)
     t0 = time.perf_counter()
     data = prepare_data(cfg)
     data_seconds = time.perf_counter() - t0
 
-    transfer: dict = {}
     if cfg.pipeline == "transfer":
-        trainer, result, transfer = fit_transfer(job, data, make_trainer, make_transfer)
-        build_seconds = transfer.pop("model_build_seconds")
+        trainer, result, outcome = fit_transfer(framework, job, data, device)
     else:
         t0 = time.perf_counter()
         weights = (initial_weights(cfg.arch, data.input_shape, data.num_classes, cfg.seed)
                    if cfg.init == "shared" else None)
-        trainer = make_trainer(cfg, data, weights)
-        build_seconds = time.perf_counter() - t0
-
+        trainer = train.make_trainer(cfg, data, weights, device)
+        outcome = RunOutcome(model=cfg.model, params=trainer.params,
+                                  build_seconds=time.perf_counter() - t0,
+                                  expected_params=count_params(cfg.arch, data.input_shape,
+                                                               data.num_classes))
         result = fit(trainer, data.x_train, data.y_train, data.x_val, data.y_val,
                      epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
                      lr=cfg.optimizer["lr"], callbacks=job.callbacks)
     test_logits = trainer.predict(data.x_test)
     test = score(test_logits, data.y_test)
-    record = {
-        "task": cfg.task,
-        "framework": framework,
-        "model": cfg.model,
-        "repeat": job.repeat,
-        "seed": cfg.seed,
-        "config": cfg.to_dict(),
-        "callbacks": job.callbacks.__dict__,
-        "params": trainer.params,
-        "expected_params": count_params(cfg.arch, data.input_shape, data.num_classes),
-        "train_size": len(data.x_train),
-        "val_size": len(data.x_val),
-        "test_size": len(data.x_test),
-        "test_accuracy": test.accuracy,
-        "test_loss": test.loss,
-        "train_seconds": result.train_seconds,
-        "epoch_seconds": result.epoch_seconds,
-        "first_epoch_overhead_seconds": result.first_epoch_overhead_seconds,
-        "excluded_from_timing": {"data_loading_seconds": data_seconds,
-                                 "model_build_seconds": build_seconds},
-        "best_epoch": result.best_epoch,
-        "stopped_early": result.stopped_early,
-        "diverged": result.diverged,
-        "history": result.history,
-        "confusion_matrix": confusion(test_logits, data.y_test, data.num_classes),
-        "worst_test_predictions": worst_predictions(test_logits, data.y_test, k=10),
-        "class_names": list(data.class_names),
-        "split_hash": data.split_hash,
-        "input_standardisation": {"mean": data.channel_mean, "std": data.channel_std},
-        "environment": {**base_environment(cfg.threads, trainer.device), **environment},
-    }
-    record.update(transfer)  # transfer runs: whole-model params, both phases' timing, facts
-    write_json_atomic(job.record_path, record)
+    record = RunRecord(
+        task=cfg.task, framework=framework, model=outcome.model, repeat=job.repeat,
+        seed=cfg.seed, config=cfg, callbacks=job.callbacks, params=outcome.params,
+        expected_params=outcome.expected_params, train_size=len(data.x_train),
+        val_size=len(data.x_val), test_size=len(data.x_test),
+        test_accuracy=test.accuracy, test_loss=test.loss,
+        train_seconds=result.train_seconds + outcome.extra_train_seconds,
+        epoch_seconds=result.epoch_seconds,
+        first_epoch_overhead_seconds=result.first_epoch_overhead_seconds,
+        excluded_from_timing={"data_loading_seconds": data_seconds,
+                              "model_build_seconds": outcome.build_seconds},
+        best_epoch=result.best_epoch, stopped_early=result.stopped_early,
+        diverged=result.diverged, history=result.history,
+        confusion_matrix=confusion(test_logits, data.y_test, data.num_classes).tolist(),
+        worst_test_predictions=worst_predictions(test_logits, data.y_test, k=10),
+        class_names=list(data.class_names), split_hash=data.split_hash,
+        input_standardisation={"mean": list(data.channel_mean), "std": list(data.channel_std)},
+        environment=environment(cfg.threads, device, facts), transfer=outcome.transfer,
+    )
+    write_json(job.record_path, record)
     return record
 
 
-def fit_transfer(job: Job, data: PreparedData, make_trainer: TrainerFactory,
-                 make_transfer: TransferFactory | None) -> tuple[Trainer, FitResult, dict]:
+# ----------------------------------------------------------------------------- transfer
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run's model contributes to its record beyond the fit itself."""
+
+    model: str
+    params: int
+    build_seconds: float
+    expected_params: int | None = None
+    extra_train_seconds: float = 0.0  # one-off feature extraction: training work, not an epoch
+    transfer: dict | None = None
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    name: str  # head | fine-tune
+    result: FitResult
+    inputs: str  # images | cached features
+    lr: float
+    blocks: int  # top blocks of the base unfrozen
+    trainable_params: int
+
+
+def run_phase(name: str, trainer: Trainer, x_train: np.ndarray, x_val: np.ndarray,
+              data: PreparedData, cfg: RunConfig, callbacks: Callbacks, epochs: int, lr: float,
+              blocks: int, trainable: int, inputs: str) -> PhaseResult:
+    """One transfer-learning phase: the ordinary epoch driver, callbacks within the phase."""
+    trainer.name = f"{trainer.name} {name}"  # progress lines say which phase
+    trainer.eval_batch_size = TRANSFER_EVAL_BATCH_SIZE
+    result = fit(trainer, x_train, data.y_train, x_val, data.y_val, epochs=epochs,
+                 batch_size=cfg.batch_size, seed=cfg.seed, lr=lr, callbacks=callbacks)
+    return PhaseResult(name, result, inputs, lr, blocks, trainable)
+
+
+def merge_phases(phases: list[PhaseResult]) -> tuple[FitResult, list[dict]]:
+    """One FitResult over all phases (epochs numbered across them; each history entry names
+    its phase) and the record's per-phase facts."""
+    merged, facts, offset = FitResult(), [], 0
+    for p in phases:
+        r = p.result
+        best = offset + r.best_epoch if r.best_epoch else 0
+        merged.history += [{**h, "epoch": h["epoch"] + offset, "phase": p.name} for h in r.history]
+        merged.best_epoch = best or merged.best_epoch
+        merged.stopped_early |= r.stopped_early
+        merged.diverged |= r.diverged
+        merged.first_epoch_overhead_seconds += r.first_epoch_overhead_seconds
+        facts.append({"phase": p.name, "inputs": p.inputs, "epochs": len(r.history), "lr": p.lr,
+                      "blocks": p.blocks, "trainable_params": p.trainable_params,
+                      "best_epoch": best, "seconds": r.train_seconds})
+        offset += len(r.history)
+    return merged, facts
+
+
+def fit_transfer(framework: str, job: Job, data: PreparedData,
+                 device: str) -> tuple[Trainer, FitResult, RunOutcome]:
     """The two transfer-learning phases, each driven by common.loop.fit with the framework's
-    ordinary Trainer (the callbacks apply within each phase):
+    ordinary Trainer:
 
     1. the frozen base (BatchNorm in inference mode) and a new head at the optimizer's lr; the
        base's features are computed once and the head trains on them, unless augmentation makes
@@ -172,14 +267,14 @@ def fit_transfer(job: Job, data: PreparedData, make_trainer: TrainerFactory,
     2. fine-tuning: the top `fine_tune_layers` blocks of the base unfrozen, BatchNorm still in
        inference mode, at `fine_tune_lr` (skipped when fine_tune_epochs is 0).
 
-    Returns a trainer that predicts images, the merged result (each history entry names its
-    phase; epochs are numbered across both) and the record's transfer fields.
+    Returns a trainer that predicts images, the merged result and the record's transfer facts.
     """
     cfg, spec = job.config, job.config.transfer
-    if make_transfer is None:
-        raise UserError("this worker has no transfer-learning support")
+    train, transfer = impl(framework, "train"), impl(framework, "transfer")
     t0 = time.perf_counter()
-    model = make_transfer(cfg, data)
+    front = impl(framework, "augment").build_augmenter(cfg.augment, cfg.seed, data.input_shape,
+                                                       device)
+    model = transfer.make_transfer_model(cfg, data, front, device)
     build_seconds = time.perf_counter() - t0
     facts: dict = {"weights_source": model.weights_source,
                    "preprocessing": asdict(model.preprocessing), "padding": model.padding_name}
@@ -188,72 +283,211 @@ def fit_transfer(job: Job, data: PreparedData, make_trainer: TrainerFactory,
         np.savez(path, **model.probe(data.x_test[:PROBE_IMAGES]))
         facts["feature_probe"] = path.name
 
-    merged, phases = FitResult(), []
-
-    def run_phase(phase: str, trainer: Trainer, x_train: np.ndarray, x_val: np.ndarray,
-                  epochs: int, lr: float, blocks: int, trainable: int) -> None:
-        trainer.name = f"{trainer.name} {phase}"  # progress lines say which phase
-        trainer.eval_batch_size = EVAL_BATCH_SIZE
-        result = fit(trainer, x_train, data.y_train, x_val, data.y_val, epochs=epochs,
-                     batch_size=cfg.batch_size, seed=cfg.seed, lr=lr, callbacks=job.callbacks)
-        offset = len(merged.history)
-        best = offset + result.best_epoch if result.best_epoch else 0
-        merged.history += [{**h, "epoch": h["epoch"] + offset, "phase": phase}
-                           for h in result.history]
-        merged.best_epoch = best or merged.best_epoch
-        merged.stopped_early |= result.stopped_early
-        merged.diverged |= result.diverged
-        merged.first_epoch_overhead_seconds += result.first_epoch_overhead_seconds
-        phases.append({"phase": phase, "inputs": "images" if x_train is data.x_train else
-                       "cached features", "epochs": len(result.history), "lr": lr,
-                       "blocks": blocks, "trainable_params": trainable, "best_epoch": best,
-                       "seconds": result.train_seconds})
-
     cached = features_cacheable(cfg.augment)
+    extraction = 0.0
     trainable = model.freeze(0)
-    x_train, x_val, head_model, head_cfg, extraction = data.x_train, data.x_val, model.net, cfg, 0.0
     if cached:  # the frozen base is a fixed function: run it once, not once per epoch
         t0 = time.perf_counter()
         x_train, x_val = model.features(data.x_train), model.features(data.x_val)
         extraction = time.perf_counter() - t0
-        head_model, head_cfg = model.head, replace(cfg, augment=())
-    trainer = make_trainer(head_cfg, data, None, model=head_model)
-    run_phase("head", trainer, x_train, x_val, cfg.epochs, cfg.optimizer["lr"], 0, trainable)
-    if spec.fine_tune_epochs and not merged.diverged:
+        trainer = train.make_trainer(replace(cfg, augment=()), data, None, device, model.head)
+    else:
+        x_train, x_val = data.x_train, data.x_val
+        trainer = train.make_trainer(cfg, data, None, device, model.net)
+    phases = [run_phase("head", trainer, x_train, x_val, data, cfg, job.callbacks, cfg.epochs,
+                        cfg.optimizer["lr"], 0, trainable,
+                        "cached features" if cached else "images")]
+    if spec.fine_tune_epochs and not phases[0].result.diverged:
         trainable = model.freeze(spec.fine_tune_layers)
         fine_cfg = replace(cfg, optimizer={**cfg.optimizer, "lr": spec.fine_tune_lr})
-        trainer = make_trainer(fine_cfg, data, None, model=model.net)
-        run_phase("fine-tune", trainer, data.x_train, data.x_val, spec.fine_tune_epochs,
-                  spec.fine_tune_lr, spec.fine_tune_layers, trainable)
+        trainer = train.make_trainer(fine_cfg, data, None, device, model.net)
+        phases.append(run_phase("fine-tune", trainer, data.x_train, data.x_val, data, cfg,
+                                job.callbacks, spec.fine_tune_epochs, spec.fine_tune_lr,
+                                spec.fine_tune_layers, trainable, "images"))
     elif cached:  # the trained head on the whole network, to predict test images
-        trainer = make_trainer(cfg, data, None, model=model.net)
-        trainer.eval_batch_size = EVAL_BATCH_SIZE
+        trainer = train.make_trainer(cfg, data, None, device, model.net)
+        trainer.eval_batch_size = TRANSFER_EVAL_BATCH_SIZE
+    result, phase_facts = merge_phases(phases)
     # the one-off feature extraction is training work: it counts, as overhead, not per epoch
-    merged.first_epoch_overhead_seconds += extraction
-    facts.update(features_cached=cached, feature_extraction_seconds=extraction, phases=phases)
-    return trainer, merged, {
-        "model": f"{spec.backbone} {spec.image_size}px, {model.preprocessing.name}",
-        "params": model.params,  # base + head, BatchNorm statistics excluded
-        "expected_params": None,
-        "train_seconds": extraction + merged.train_seconds,
-        "transfer": facts,
-        "model_build_seconds": build_seconds,
-    }
+    result.first_epoch_overhead_seconds += extraction
+    facts.update(features_cached=cached, feature_extraction_seconds=extraction,
+                 phases=phase_facts)
+    return trainer, result, RunOutcome(
+        model=f"{spec.backbone} {spec.image_size}px, {model.preprocessing.name}",
+        params=model.params,  # base + head, BatchNorm statistics excluded
+        build_seconds=build_seconds, extra_train_seconds=extraction, transfer=facts)
 
 
-def worker_main(framework: str, setup: Callable[[RunConfig], dict], make_trainer: TrainerFactory,
-                make_transfer: TransferFactory | None = None) -> None:
-    """Entry point of `python -m {keras,torch}_impl.train JOB.json`.
+# ----------------------------------------------------------------------------- grid
 
-    `setup` configures the framework (threads, determinism, device) before anything runs and
-    returns its version facts for the record. User errors become one line and a non-zero exit.
+
+@dataclass(frozen=True)
+class GridJob:
+    """A grid search handed to a framework process: one resolved config per grid point."""
+
+    keys: tuple[str, ...]  # the grid's settings, in the order given
+    labels: tuple[dict[str, str], ...]  # per point: setting -> label (the CSV's first columns)
+    configs: tuple[RunConfig, ...]  # one per grid point, in order
+    cv: int
+    record_path: str
+    csv_path: str
+
+    def to_dict(self) -> dict:
+        return {"kind": "grid", **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GridJob":
+        return cls(keys=tuple(data["keys"]), labels=tuple(data["labels"]),
+                   configs=tuple(RunConfig.from_dict(c) for c in data["configs"]),
+                   cv=data["cv"], record_path=data["record_path"], csv_path=data["csv_path"])
+
+
+@dataclass(frozen=True)
+class GridBackend:
+    """What keras_impl.grid and torch_impl.grid each provide (same names on both sides)."""
+
+    make_estimator: Callable[[RunConfig, PreparedData], Any]  # scikeras / skorch classifier
+    estimator_params: Callable[[RunConfig], dict]  # a grid point's config -> estimator params
+    to_input: Callable[[np.ndarray], np.ndarray]  # prepared NHWC float32 -> the model's layout
+    predict_logits: Callable[[Any, np.ndarray], np.ndarray]  # fitted estimator -> logits
+    count_params: Callable[[Any], int]  # fitted estimator -> trainable parameters
+
+
+SCORING = "accuracy"
+
+
+def cv_folds(y: np.ndarray, cv: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified, shuffled folds as explicit (train, test) index pairs, the same in both
+    processes (GridSearchCV takes the list as `cv=`)."""
+    from sklearn.model_selection import StratifiedKFold  # noqa: PLC0415
+
+    splitter = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
+    return [(train, test) for train, test in splitter.split(np.zeros(len(y)), y)]
+
+
+def param_grid(configs: tuple[RunConfig, ...], backend: GridBackend) -> list[dict[str, list]]:
+    """One single-point grid per configuration, so cv_results_ row i is grid point i.
+
+    Only the estimator parameters that differ between points are listed; the rest stay as
+    make_estimator set them, which keeps cv_results_' param columns readable.
     """
+    params = [backend.estimator_params(c) for c in configs]
+    varying = [k for k in params[0] if any(p[k] != params[0][k] for p in params)]
+    return [{k: [p[k]] for k in varying} for p in params]
+
+
+def run_grid_job(framework: str, job: GridJob) -> GridRecord:
+    """GridSearchCV over the job's points; writes cv_results_ (CSV), then the grid record."""
+    import pandas as pd  # noqa: PLC0415
+    from sklearn.model_selection import GridSearchCV  # noqa: PLC0415
+
+    base = job.configs[0]  # every point shares the data settings (train_size is not gridable)
+    facts = impl(framework, "train").setup(base.threads, base.seed, base.deterministic)
+    device = impl(framework, "train").resolve_device(base.device)
+    backend: GridBackend = impl(framework, "grid").BACKEND
+    t0 = time.perf_counter()
+    data = prepare_data(base)
+    data_seconds = time.perf_counter() - t0
+    folds = cv_folds(data.y_train, job.cv, base.split_seed)
+    search = GridSearchCV(backend.make_estimator(base, data), param_grid(job.configs, backend),
+                          scoring=SCORING, cv=folds, refit=True, n_jobs=1, verbose=1,
+                          error_score=np.nan)
+    t0 = time.perf_counter()
+    search.fit(backend.to_input(data.x_train), data.y_train)
+    search_seconds = time.perf_counter() - t0
+    test = score(backend.predict_logits(search.best_estimator_, backend.to_input(data.x_test)),
+                 data.y_test)
+
+    cv_results = pd.DataFrame(search.cv_results_)
+    for i, key in enumerate(job.keys):  # the suite's names first, then sklearn's own columns
+        cv_results.insert(i, key, [point[key] for point in job.labels])
+    write_text(job.csv_path, cv_results.to_csv(index=False))
+
+    res = search.cv_results_
+    record = GridRecord(
+        task=base.task, framework=framework, model=base.model, keys=list(job.keys),
+        labels=list(job.labels),
+        configs=list(job.configs), cv=job.cv, scoring=SCORING,
+        folds_hash=index_hash(*(part for fold in folds for part in fold)),
+        split_hash=data.split_hash, train_size=len(data.x_train), test_size=len(data.x_test),
+        results=[GridPoint(
+            mean_cv_accuracy=float(res["mean_test_score"][i]),
+            std_cv_accuracy=float(res["std_test_score"][i]),
+            fold_accuracies=[float(res[f"split{f}_test_score"][i]) for f in range(job.cv)],
+            mean_fit_seconds=float(res["mean_fit_time"][i]),
+            std_fit_seconds=float(res["std_fit_time"][i]),
+            rank=int(res["rank_test_score"][i])) for i in range(len(job.configs))],
+        best_index=int(search.best_index_), best_cv_accuracy=float(search.best_score_),
+        params=backend.count_params(search.best_estimator_),
+        test_accuracy=test.accuracy, test_loss=test.loss,
+        refit_seconds=float(search.refit_time_), search_seconds=search_seconds,
+        excluded_from_timing={"data_loading_seconds": data_seconds},
+        cv_results_csv=Path(job.csv_path).name,
+        environment=environment(base.threads, device, facts),
+    )
+    write_json(job.record_path, record)
+    return record
+
+
+# ----------------------------------------------------------------------------- parity
+
+
+def run_parity_job(framework: str, cases: list[dict], out: str) -> None:
+    """Every case's logits, one-step weights and parameter count into OUT.npz (common.parity)."""
+    from common.parity import case_arch  # noqa: PLC0415
+
+    impl(framework, "train").setup(1, 0, True)
+    parity = impl(framework, "parity")
+    arrays: dict[str, np.ndarray] = {}
+    for case in cases:
+        arch, shape, classes = case_arch(case), tuple(case["input_shape"]), case["num_classes"]
+        x, y = parity_batch(shape, classes, seed=case["seed"])
+        outputs = parity.parity_outputs(arch, shape, classes, case["seed"], x, y,
+                                        case["optimizers"])
+        arrays.update({f"{case['name']}|{k}": v for k, v in outputs.items()})
+        arrays[f"{case['name']}|params"] = np.array(parity.count_model_params(arch, shape, classes))
+    np.savez(out, **arrays)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def run(framework: str, job: dict) -> None:
+    """Run one job of any kind in this (the framework's) process."""
+    kind = job.get("kind")
+    if kind == "train":
+        run_job(framework, Job.from_dict(job))
+    elif kind == "grid":
+        run_grid_job(framework, GridJob.from_dict(job))
+    elif kind == "parity":
+        run_parity_job(framework, job["cases"], job["out"])
+    elif kind == "device":
+        print(impl(framework, "train").resolve_device(job["device"]))
+    elif kind in ("fetch", "convert", "probe"):
+        spec = TransferSpec(**job["spec"])
+        transfer = impl(framework, "transfer")
+        if kind == "fetch":
+            print(transfer.fetch_imagenet(spec, job["download"]))
+        elif kind == "convert":
+            print(transfer.convert_path_weights(spec, job["cache_dir"]))
+        else:
+            impl(framework, "train").setup(job["threads"], 0, True)
+            np.savez(job["out"], **transfer.probe(spec, np.load(job["images"]),
+                                                   job["cache_dir"]))
+    else:
+        raise ValueError(f"unknown job kind {kind!r}")
+
+
+def main(argv: list[str]) -> None:
+    framework, job_path = argv
     try:
-        job = Job.from_dict(json.loads(Path(sys.argv[1]).read_text()))
-        environment = setup(job.config)
-        run_job(framework, job, make_trainer, environment, make_transfer)
+        run(framework, read_json(job_path))
     except UserError as err:
         print(f"error: {framework}: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C reaches every process of the terminal's job
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

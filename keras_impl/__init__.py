@@ -1,7 +1,16 @@
-"""Keras 3 (TensorFlow backend) side of dlcv-compare; mirrors torch_impl file for file."""
+"""Keras 3 side of dlcv-compare; mirrors torch_impl file for file.
+
+Imported first in every Keras process (common.worker imports its modules by name).
+"""
 
 import os
 
 # Set before keras/tensorflow are first imported by any module of this package.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ log lines below errors
+
+if os.environ["KERAS_BACKEND"] == "tensorflow":
+    from common.worker import silenced_stderr
+
+    with silenced_stderr():  # C++ start-up lines ("oneDNN custom operations are on", absl's
+        import tensorflow  # noqa: F401  notice) that no log level reaches

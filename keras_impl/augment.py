@@ -35,6 +35,8 @@ def _layer(name: str, seed: int, input_shape: tuple[int, int, int]) -> keras.lay
     raise ValueError(f"no keras layer for augmentation {name!r}")
 
 
-def build_augmenter(names: tuple[str, ...], seed: int, input_shape: tuple[int, int, int]) -> list:
-    """The augmentation layers to put in front of the model (empty when there are none)."""
+def build_augmenter(names: tuple[str, ...], seed: int, input_shape: tuple[int, int, int],
+                    device: str) -> list[keras.layers.Layer]:
+    """The augmentation layers to put in front of the model (empty when there are none); each
+    draws its own parameters per sample, in training only. `device`: Keras places layers itself."""
     return [_layer(name, seed + i, input_shape) for i, name in enumerate(names)]

@@ -1,6 +1,7 @@
-"""Keras grid-search process: `python -m keras_impl.grid JOB.json`. Mirrors torch_impl/grid.py.
+"""The Keras grid-search backend (common.worker runs it in a Keras process). Mirrors
+torch_impl/grid.py.
 
-scikit-learn's GridSearchCV (run by common.studies.run_grid_job) over a scikeras KerasClassifier.
+scikit-learn's GridSearchCV (run by common.worker.run_grid_job) over a scikeras KerasClassifier.
 The model is the suite's own: built from the ArchSpec by keras_impl.model, started from the shared
 initial weights, compiled here with the suite's optimizer hyperparameters (keras_impl.optim) and
 cross-entropy on logits, exactly as keras_impl.train compiles it. The network therefore outputs
@@ -17,12 +18,12 @@ from scikeras.wrappers import KerasClassifier
 
 from common.config import RunConfig
 from common.init import initial_weights
+from common.loop import EVAL_BATCH_SIZE
 from common.specs import ArchSpec
-from common.studies import GridBackend, grid_worker_main
-from common.worker import PreparedData
+from common.worker import GridBackend, PreparedData
 from keras_impl.model import build_model, count_params as count_model_params, load_weights
 from keras_impl.optim import make_optimizer
-from keras_impl.train import EVAL_BATCH_SIZE, resolve_device, setup
+from keras_impl.train import resolve_device
 
 
 def build_classifier(arch: ArchSpec, optimizer_hp: dict, seed: int, init: str,
@@ -48,7 +49,10 @@ def estimator_params(cfg: RunConfig) -> dict:
 
 
 def make_estimator(cfg: RunConfig, data: PreparedData) -> KerasClassifier:
-    resolve_device(cfg.device)  # fails early on --device cuda without a GPU
+    resolve_device(cfg.device)  # --device cpu hides the GPUs from TensorFlow
+    # Every GridSearchCV fit builds a new model, so TensorFlow warns that it "retraced" the
+    # predict function; that is expected here, not a performance bug worth a warning per fit.
+    tf.get_logger().setLevel("ERROR")
     # shuffle=True: Keras draws each epoch's batch order itself (seeded by random_state); the
     # grid compares folds and scores, not identical mini-batch sequences.
     return KerasClassifier(model=build_classifier, shuffle=True, verbose=0,
@@ -68,16 +72,5 @@ def count_params(estimator: KerasClassifier) -> int:
 
 
 BACKEND = GridBackend(make_estimator=make_estimator, estimator_params=estimator_params,
-                      to_input=to_input, predict_logits=predict_logits, count_params=count_params,
-                      resolve_device=resolve_device)
+                      to_input=to_input, predict_logits=predict_logits, count_params=count_params)
 
-
-def main() -> None:
-    # Every GridSearchCV fit builds a new model, so TensorFlow warns that it "retraced" the
-    # predict function; that is expected here, not a performance bug worth a warning per fit.
-    tf.get_logger().setLevel("ERROR")
-    grid_worker_main("keras", setup, BACKEND)
-
-
-if __name__ == "__main__":
-    main()

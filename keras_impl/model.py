@@ -33,6 +33,8 @@ def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: 
             layers.append(keras.layers.Flatten())
         elif layer.kind == "dense":
             layers.append(keras.layers.Dense(layer.units))
+        else:
+            raise ValueError(f"keras_impl.model: no layer for kind {layer.kind!r}")
     return keras.Sequential(layers, name=arch.name)
 
 

@@ -1,4 +1,4 @@
-"""Keras half of the parity check (see common/parity.py). Mirrors torch_impl/parity.py."""
+"""Keras half of the parity check (see common/parity.py; common.worker runs it). Mirrors torch_impl/parity.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from common.init import initial_weights
-from common.parity import parity_worker, without_dropout
+from common.parity import without_dropout
 from common.specs import ArchSpec
 from keras_impl.model import build_model, count_params, export_weights, load_weights
 from keras_impl.optim import make_optimizer
@@ -36,6 +36,3 @@ def parity_outputs(arch: ArchSpec, input_shape: tuple[int, int, int], num_classe
 def count_model_params(arch: ArchSpec, input_shape, num_classes: int) -> int:
     return count_params(build_model(arch, input_shape, num_classes))
 
-
-if __name__ == "__main__":
-    parity_worker(parity_outputs, count_model_params)

@@ -1,8 +1,9 @@
-"""Keras training process: `python -m keras_impl.train JOB.json`. Mirrors torch_impl/train.py.
+"""The Keras Trainer that common.loop drives (run by common.worker in a Keras process).
+Mirrors torch_impl/train.py.
 
-compile / fit / predict with callbacks: each epoch is one `fit(epochs=1)` call on the batches in
-the epoch order from common.splits (shuffle=False), so Keras sees the same mini-batches as
-PyTorch; common.loop drives the epochs, the timing and the callbacks.
+compile / fit / predict: each epoch is one `fit(epochs=1)` call on the batches in the epoch order
+from common.splits (shuffle=False), so Keras sees the same mini-batches as PyTorch; common.loop
+drives the epochs, the timing and the callbacks.
 """
 
 from __future__ import annotations
@@ -15,35 +16,35 @@ import tensorflow as tf
 
 from common.config import RunConfig
 from common.errors import UserError
-from common.worker import PreparedData, worker_main
+from common.loop import EVAL_BATCH_SIZE
+from common.worker import PreparedData
 from keras_impl.augment import build_augmenter
 from keras_impl.model import build_model, count_params, load_weights
 from keras_impl.optim import make_optimizer, set_lr
-from keras_impl.transfer import TransferModel, make_transfer_model
-
-EVAL_BATCH_SIZE = 512  # inference only: large batches, same value on both sides
 
 
 def resolve_device(requested: str) -> str:
     gpus = tf.config.list_physical_devices("GPU")
     if requested == "cuda" and not gpus:
-        raise UserError("--device cuda: TensorFlow sees no GPU here (tensorflow-cpu is "
-                        "installed); use --device cpu or auto")
+        build = ("this TensorFlow is a CPU-only build (tensorflow-cpu); on Linux with CUDA, "
+                 "`pip install tensorflow[and-cuda]` can use the GPU"
+                 if not tf.test.is_built_with_cuda() else "TensorFlow sees no GPU here")
+        raise UserError(f"--device cuda: {build}; or use --device cpu or auto")
     if requested == "cpu" and gpus:
         tf.config.set_visible_devices([], "GPU")
     return "cuda" if requested != "cpu" and gpus else "cpu"
 
 
-def setup(cfg: RunConfig) -> dict:
+def setup(threads: int, seed: int, deterministic: bool) -> dict:
     """Threads, seeds and deterministic mode, before any tensor work. Returns version facts."""
-    tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(cfg.threads)
-    if cfg.deterministic:
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if deterministic:
         tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(cfg.seed)
+    keras.utils.set_random_seed(seed)
     return {"framework": "keras", "keras": keras.__version__, "tensorflow": tf.__version__,
-            "deterministic": cfg.deterministic,
-            "compiled": "XLA off (determinism)" if cfg.deterministic else "XLA auto"}
+            "deterministic": deterministic,
+            "compiled": "XLA off (determinism)" if deterministic else "XLA auto"}
 
 
 def batches(*arrays: np.ndarray, batch_size: int) -> tf.data.Dataset:
@@ -80,15 +81,15 @@ class BatchTimer(keras.callbacks.Callback):
 class KerasTrainer:
     name = "keras"
 
-    def __init__(self, cfg: RunConfig, data: PreparedData, weights: list | None,
+    def __init__(self, cfg: RunConfig, data: PreparedData, weights: list | None, device: str,
                  model: keras.Model | None = None):
         """`model`: train this ready model instead of the config's CNN (transfer learning)."""
-        self.device = resolve_device(cfg.device)
+        self.device = device
         self.batch_size = cfg.batch_size
         self.eval_batch_size = EVAL_BATCH_SIZE
-        if model is None:
-            model = build_model(cfg.arch, data.input_shape, data.num_classes,
-                                front=build_augmenter(cfg.augment, cfg.seed, data.input_shape))
+        if model is None:  # augmentation layers in front, active in training only
+            front = build_augmenter(cfg.augment, cfg.seed, data.input_shape, device)
+            model = build_model(cfg.arch, data.input_shape, data.num_classes, front)
         self.model = model
         if weights is not None:
             load_weights(self.model, weights)
@@ -120,21 +121,6 @@ class KerasTrainer:
         set_lr(self.model.optimizer, lr)
 
 
-def make_trainer(cfg: RunConfig, data: PreparedData, weights: list | None,
+def make_trainer(cfg: RunConfig, data: PreparedData, weights: list | None, device: str,
                  model: keras.Model | None = None) -> KerasTrainer:
-    return KerasTrainer(cfg, data, weights, model)
-
-
-def make_transfer(cfg: RunConfig, data: PreparedData) -> TransferModel:
-    resolve_device(cfg.device)  # --device cpu hides the GPUs before the backbone is built
-    # augmentation goes in front of the network, as for the CNNs (used when phase 1 runs on images)
-    return make_transfer_model(cfg, data, front=build_augmenter(cfg.augment, cfg.seed,
-                                                                data.input_shape))
-
-
-def main() -> None:
-    worker_main("keras", setup, make_trainer, make_transfer)
-
-
-if __name__ == "__main__":
-    main()
+    return KerasTrainer(cfg, data, weights, device, model)

@@ -10,103 +10,97 @@ padding, the function torchvision-trained PATH weights were trained with (`pad_l
 sharing that head: phase 2, or phase 1 when features cannot be cached). `net` calls the base
 with `training=False`, so BatchNorm keeps its moving statistics also while the top blocks are
 fine-tuned (the Keras transfer-learning guide's rule).
-
-    python -m keras_impl.transfer fetch|probe ...   (see common.transfer.transfer_cli)
 """
 
 from __future__ import annotations
 
 import collections
-import os
 import re
-import socket
 from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
+# get_file's default folder ($KERAS_HOME, else ~/.keras): Keras exports no public accessor, and
+# this is the function get_file itself calls, so the folder named in errors is Keras' own.
+from keras.src.backend.config import keras_home
 
 from common.config import RunConfig
 from common.errors import UserError
+from common.loop import TRANSFER_EVAL_BATCH_SIZE
 from common.transfer import (
-    EVAL_BATCH_SIZE, PADDING_ALIKE, PADDING_KERAS, PADDING_TORCHVISION, Preprocessing,
-    TransferSpec, download_failure, head_weights, is_path, read_torch_state_dict, transfer_cli,
+    PADDING_ALIKE, PADDING_KERAS, PADDING_TORCHVISION, Preprocessing, TransferSpec,
+    converted_weights_path, download_failure, head_weights, is_path,
 )
 from common.worker import PreparedData
 
 TORCH_BN_EPSILON = 1e-5  # torchvision's BatchNorm2d default, which PATH weights were trained with
-DOWNLOAD_TIMEOUT_S = 60  # keras.utils.get_file has no timeout of its own
 _APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 _MOBILENET_V2_SIZES = (96, 128, 160, 192, 224)  # sizes Keras ships MobileNetV2 weights for
-
-
-def set_threads(threads: int) -> None:
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
 # ----------------------------------------------------------------------------- weights
 
 
-def imagenet_file(spec: TransferSpec) -> tuple[str, Path]:
-    """(url, cache path) of the no-top ImageNet weights keras.applications loads for the spec.
-
-    The folder is get_file's: $KERAS_HOME (else ~/.keras, else /tmp/.keras when ~ is not
-    writable)/models, as keras/src/backend/config.py and keras/src/utils/file_utils.py decide."""
+def imagenet_file(spec: TransferSpec) -> tuple[str, str, str | None]:
+    """(file name, url, md5 or None) of the no-top ImageNet weights, exactly as
+    keras.applications passes them to keras.utils.get_file (keras/src/applications/
+    {mobilenet_v2,resnet,vgg16}.py; Keras ships no hash for MobileNetV2)."""
     if spec.backbone == "mobilenetv2":
         # Keras falls back to its 224 weights for other sizes (with a warning)
         rows = spec.image_size if spec.image_size in _MOBILENET_V2_SIZES else 224
-        name, url = (f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5",
-                     f"{_APPS}mobilenet_v2/")
-    elif spec.backbone == "resnet50":
-        name, url = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", f"{_APPS}resnet/"
-    elif spec.backbone == "vgg16":
-        name, url = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", f"{_APPS}vgg16/"
-    else:
-        raise ValueError(f"no keras weights file for {spec.backbone}")
-    home = os.environ.get("KERAS_HOME")
-    if home is None:
-        user = os.path.expanduser("~")
-        home = os.path.join(user if os.access(user, os.W_OK) else "/tmp", ".keras")
-    if not os.access(os.path.expanduser(home), os.W_OK):
-        home = os.path.join("/tmp", ".keras")
-    return url + name, Path(os.path.expanduser(home)) / "models" / name
+        name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5"
+        return name, f"{_APPS}mobilenet_v2/{name}", None
+    if spec.backbone == "resnet50":
+        name = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+        return name, f"{_APPS}resnet/{name}", "4d473c1dd8becc155b73f8504c6f6626"
+    if spec.backbone == "vgg16":
+        name = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+        return name, f"{_APPS}vgg16/{name}", "6d6bbae143d832006294945121d1f1fc"
+    raise ValueError(f"no keras weights file for {spec.backbone}")
 
 
-def ensure_imagenet(spec: TransferSpec, download: bool) -> str:
-    """The cached ImageNet weights' path; downloads them (if allowed) when absent."""
-    url, path = imagenet_file(spec)
-    if path.is_file():
-        return str(path)
-    reason = "downloads are off (--no-download)"
+def fetch_imagenet(spec: TransferSpec, download: bool) -> str:
+    """The cached ImageNet weights' path; downloads them (if allowed) when absent.
+
+    keras.utils.get_file keeps them where keras.applications(weights="imagenet") looks
+    (<Keras home>/models) and checks the hash Keras ships. It sets no timeout: a connection
+    that stalls mid-download waits until the OS gives up; --no-download with the file placed
+    by hand avoids the network altogether."""
+    name, url, md5 = imagenet_file(spec)
+    folder = Path(keras_home()).expanduser() / "models"
     if download:
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-        try:
-            return keras.utils.get_file(path.name, url, cache_dir=str(path.parent.parent),
-                                        cache_subdir="models")
-        # offline, DNS, HTTP or disk: each only means the user must place the file by hand
+        try:  # returns the cached file when present and intact, else downloads it
+            return keras.utils.get_file(name, url, cache_subdir="models", file_hash=md5)
+        # offline, DNS, HTTP, hash or disk: each only means the user must place the file by hand
         except Exception as err:  # noqa: BLE001
             reason = download_failure(err, url)
-        finally:
-            socket.setdefaulttimeout(previous)
+    elif (folder / name).is_file():
+        return str(folder / name)
+    else:
+        reason = "downloads are off (--no-download)"
     raise UserError(f"keras.applications' ImageNet weights for {spec.backbone} are not in the "
-                    f"cache and {reason}: place {path.name} in {path.parent} (the Keras cache; "
+                    f"cache and {reason}: place {name} in {folder} (the Keras cache; "
                     "$KERAS_HOME moves it), or use --weights none or --weights PATH")
 
 
 def load_path_weights(base: keras.Model, path: str) -> None:
-    """A torchvision-format state dict (read without torch), converted layer by layer in order:
-    conv kernels (O,I,h,w) -> (h,w,I,O), depthwise (C,1,h,w) -> (h,w,C,1), and BatchNorm gamma
-    rescaled so gamma / sqrt(var + Keras' eps) equals torchvision's gamma / sqrt(var + 1e-5)."""
+    """The arrays torch_impl.transfer.convert_path_weights saved from a torchvision-format state
+    dict, converted layer by layer in order: conv kernels (O,I,h,w) -> (h,w,I,O), depthwise
+    (C,1,h,w) -> (h,w,C,1), and BatchNorm gamma rescaled so gamma / sqrt(var + Keras' eps)
+    equals torchvision's gamma / sqrt(var + 1e-5)."""
     modules: dict[str, dict[str, np.ndarray]] = collections.OrderedDict()
-    for key, value in read_torch_state_dict(path).items():
-        module, _, name = key.rpartition(".")
-        modules.setdefault(module, {})[name] = value
+    try:
+        with np.load(path) as arrays:
+            for key in arrays.files:  # the state dict's order
+                module, _, name = key.rpartition(".")
+                modules.setdefault(module, {})[name] = arrays[key]
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: converted weights unreadable ({type(err).__name__}); delete "
+                        "it and rerun compare.py, which converts --weights PATH first") from None
     layers = [layer for layer in base.layers if layer.weights]
     if len(layers) != len(modules):
-        raise UserError(f"--weights {path}: {len(modules)} layers with weights, Keras' "
+        raise UserError(f"{path}: {len(modules)} layers with weights, Keras' "
                         f"{base.name} has {len(layers)}")
     for layer, (module, t) in zip(layers, modules.items()):
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -119,7 +113,7 @@ def load_path_weights(base: keras.Model, path: str) -> None:
             values = [t["weight"].transpose(2, 3, 1, 0)] + ([t["bias"]] if "bias" in t else [])
         expected = [tuple(w.shape) for w in layer.get_weights()]
         if [v.shape for v in values] != expected:
-            raise UserError(f"--weights {path}: {module} {[v.shape for v in values]} does not "
+            raise UserError(f"{path}: {module} {[v.shape for v in values]} does not "
                             f"fit Keras layer {layer.name} {expected}")
         layer.set_weights([v.astype(np.float32) for v in values])
 
@@ -216,15 +210,17 @@ class Preprocess(keras.layers.Layer):
 # ----------------------------------------------------------------------------- the model
 
 
-def build_base(spec: TransferSpec, download: bool = True) -> tuple[keras.Model, str]:
-    """The base with its weights, and where they came from (for the record)."""
+def build_base(spec: TransferSpec, download: bool = True,
+               cache_dir: str | None = None) -> tuple[keras.Model, str]:
+    """The base with its weights, and where they came from (for the record). PATH weights come
+    from their converted arrays in `cache_dir` (see common.transfer.converted_weights_path)."""
     b = spec.info
     app = getattr(keras.applications, b.keras_name)
     shape = (spec.image_size, spec.image_size, 3)
     if spec.weights == "imagenet":
-        path = ensure_imagenet(spec, download)
-        try:
-            base = app(input_shape=shape, include_top=False, weights="imagenet")
+        path = fetch_imagenet(spec, download)
+        try:  # the file get_file returned: the one weights="imagenet" would load
+            base = app(input_shape=shape, include_top=False, weights=path)
         except (OSError, ValueError) as err:  # e.g. a truncated file in the cache
             raise UserError(f"keras.applications could not load {path} ({err}); delete it and "
                             "retry, or use --weights none or --weights PATH") from None
@@ -233,7 +229,7 @@ def build_base(spec: TransferSpec, download: bool = True) -> tuple[keras.Model, 
         base = app(input_shape=shape, include_top=False, weights=None)
         source = "random initialisation (Keras' own)"
     if is_path(spec.weights):
-        load_path_weights(base, spec.weights)
+        load_path_weights(base, str(converted_weights_path(spec.weights, cache_dir)))
         source = (f"{spec.weights} (converted: kernels to HWIO, depthwise to (h,w,C,1), "
                   "BatchNorm gamma rescaled for epsilon 1e-3)")
     return base, source
@@ -243,10 +239,13 @@ class TransferModel:
     """The backbone, its preprocessing and a new head, for common.worker.fit_transfer."""
 
     def __init__(self, spec: TransferSpec, input_shape: tuple[int, int, int], num_classes: int,
-                 seed: int, shared_init: bool, front: list | tuple = (), download: bool = True):
-        """`front`: augmentation layers, active in training only (phase 2 and uncached phase 1)."""
+                 seed: int, shared_init: bool, front: list | tuple = (), device: str = "cpu",
+                 download: bool = True, cache_dir: str | None = None):
+        """`front`: augmentation layers before the preprocessing, active in training only
+        (phase 2 and uncached phase 1). `device` is unused here: Keras places the model where
+        keras_impl.train.resolve_device left the visible devices."""
         self.spec = spec
-        self.base, self.weights_source = build_base(spec, download)
+        self.base, self.weights_source = build_base(spec, download, cache_dir)
         self.other_base = None  # the other padding's graph: the probe compares both (PATH)
         if spec.info.padding_differs and (spec.match_padding or is_path(spec.weights)):
             symmetric = pad_like_torchvision(self.base)
@@ -290,27 +289,25 @@ class TransferModel:
 
     def features(self, x: np.ndarray) -> np.ndarray:
         """Pooled base features of NHWC [0, 1] images, in inference mode, in batches."""
-        return self.feature_model.predict(x, batch_size=EVAL_BATCH_SIZE, verbose=0)
+        return self.feature_model.predict(x, batch_size=TRANSFER_EVAL_BATCH_SIZE, verbose=0)
 
     def probe(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The base's features of x and, where the padding differs, the other graph's too."""
         result = {"features": self.features(x)}
         if self.other_feature_model is not None:
             result["features_other_padding"] = self.other_feature_model.predict(
-                x, batch_size=EVAL_BATCH_SIZE, verbose=0)
+                x, batch_size=TRANSFER_EVAL_BATCH_SIZE, verbose=0)
         return result
 
 
-def make_transfer_model(cfg: RunConfig, data: PreparedData,
-                        front: list | tuple = ()) -> TransferModel:
+def make_transfer_model(cfg: RunConfig, data: PreparedData, front: list | tuple,
+                        device: str) -> TransferModel:
     return TransferModel(cfg.transfer, data.input_shape, data.num_classes, cfg.seed,
-                         cfg.init == "shared", front, cfg.download)
+                         cfg.init == "shared", front, device, cfg.download, cfg.cache_dir)
 
 
-def probe(spec: TransferSpec, images: np.ndarray) -> dict[str, np.ndarray]:
-    return TransferModel(spec, images.shape[1:], num_classes=1, seed=0,
-                         shared_init=False).probe(images)
-
-
-if __name__ == "__main__":
-    transfer_cli("keras", set_threads, ensure_imagenet, probe)
+def probe(spec: TransferSpec, images: np.ndarray,
+          cache_dir: str | None = None) -> dict[str, np.ndarray]:
+    """Pooled base features of [0, 1] NHWC images (the cross-framework agreement check)."""
+    return TransferModel(spec, images.shape[1:], num_classes=1, seed=0, shared_init=False,
+                         cache_dir=cache_dir).probe(images)

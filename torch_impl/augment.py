@@ -1,7 +1,9 @@
-"""Batched augmentation for PyTorch from common.augment. Mirrors keras_impl/augment.py.
+"""Augmentation modules for PyTorch from common.augment. Mirrors keras_impl/augment.py.
 
-Every transform draws its random parameters per sample and applies them with whole-batch tensor
-operations (masks, one gather, one affine grid), so a batch costs a few kernel launches.
+The modules sit at the front of the model, like Keras' layers, so they act on whole training
+batches and are inactive at inference (eval mode). Every transform draws its random parameters
+per sample and applies them with whole-batch tensor operations (masks, one gather, one affine
+grid), so a batch costs a few kernel launches.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
 from common.augment import strength
@@ -76,16 +79,26 @@ TRANSFORMS = {"flip": _flip, "crop": _crop, "grayscale": _grayscale, "rotate": _
               "zoom": _zoom, "contrast": _contrast}
 
 
-def build_augmenter(names: tuple[str, ...], seed: int, device: str):
-    """A function batch -> augmented batch (NCHW), or None when there is nothing to apply."""
-    if not names:
-        return None
-    generator = torch.Generator(device=device).manual_seed(seed)
+class RandomTransform(nn.Module):
+    """One registry transform as a layer in front of the model, like keras.layers.Random*: it
+    draws per-sample parameters in training mode and passes inputs through in eval mode."""
 
-    def augment(x: torch.Tensor) -> torch.Tensor:
+    def __init__(self, name: str, generator: torch.Generator):
+        super().__init__()
+        if name not in TRANSFORMS:
+            raise ValueError(f"no torch transform for augmentation {name!r}")
+        self.name, self.generator = name, generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
         with torch.no_grad():
-            for name in names:
-                x = TRANSFORMS[name](x, generator)
-        return x
+            return TRANSFORMS[self.name](x, self.generator)
 
-    return augment
+
+def build_augmenter(names: tuple[str, ...], seed: int, input_shape: tuple[int, int, int],
+                    device: str) -> list[nn.Module]:
+    """The augmentation modules to put in front of the model (empty when there are none); they
+    share one seeded generator on `device`. `input_shape`: the transforms read it from x."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    return [RandomTransform(name, generator) for name in names]

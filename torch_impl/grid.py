@@ -1,6 +1,7 @@
-"""PyTorch grid-search process: `python -m torch_impl.grid JOB.json`. Mirrors keras_impl/grid.py.
+"""The PyTorch grid-search backend (common.worker runs it in a PyTorch process). Mirrors
+keras_impl/grid.py.
 
-scikit-learn's GridSearchCV (run by common.studies.run_grid_job) over a skorch NeuralNetClassifier.
+scikit-learn's GridSearchCV (run by common.worker.run_grid_job) over a skorch NeuralNetClassifier.
 The module is the suite's own: built from the ArchSpec by torch_impl.model and started from the
 shared initial weights; the optimizer is torch_impl.optim.make_optimizer with the suite's
 hyperparameters (skorch calls it like an optimizer class, see `suite_optimizer`), and the loss is
@@ -18,12 +19,12 @@ from torch import nn
 
 from common.config import RunConfig
 from common.init import initial_weights
+from common.loop import EVAL_BATCH_SIZE
 from common.specs import ArchSpec
-from common.studies import GridBackend, grid_worker_main
-from common.worker import PreparedData
+from common.worker import GridBackend, PreparedData
 from torch_impl.model import build_model, count_params as count_model_params, load_weights
 from torch_impl.optim import make_optimizer
-from torch_impl.train import EVAL_BATCH_SIZE, resolve_device, setup
+from torch_impl.train import resolve_device
 
 
 class SpecNet(nn.Module):
@@ -91,13 +92,5 @@ def count_params(estimator: SeededNeuralNetClassifier) -> int:
 
 
 BACKEND = GridBackend(make_estimator=make_estimator, estimator_params=estimator_params,
-                      to_input=to_input, predict_logits=predict_logits, count_params=count_params,
-                      resolve_device=resolve_device)
+                      to_input=to_input, predict_logits=predict_logits, count_params=count_params)
 
-
-def main() -> None:
-    grid_worker_main("torch", setup, BACKEND)
-
-
-if __name__ == "__main__":
-    main()

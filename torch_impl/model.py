@@ -35,8 +35,10 @@ def _conv(in_shape: tuple[int, ...], layer) -> list[nn.Module]:
             nn.Conv2d(layer.in_units, layer.units, k, stride=s, bias=layer.bias)]
 
 
-def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: int) -> nn.Sequential:
-    modules: list[nn.Module] = []
+def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: int,
+                front: list | tuple = ()) -> nn.Sequential:
+    """`front`: weightless modules placed before the network (augmentation, active in training)."""
+    modules: list[nn.Module] = list(front)
     shape: tuple[int, ...] = input_shape
     for layer in layer_table(arch, input_shape, num_classes):
         if layer.kind == "conv":
@@ -53,6 +55,8 @@ def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: 
             modules.append(FlattenHWC())
         elif layer.kind == "dense":
             modules.append(nn.Linear(layer.in_units, layer.units))
+        else:
+            raise ValueError(f"torch_impl.model: no module for kind {layer.kind!r}")
         shape = layer.out_shape
     return nn.Sequential(*modules)
 

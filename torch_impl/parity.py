@@ -1,4 +1,4 @@
-"""PyTorch half of the parity check (see common/parity.py). Mirrors keras_impl/parity.py."""
+"""PyTorch half of the parity check (see common/parity.py; common.worker runs it). Mirrors keras_impl/parity.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from common.init import initial_weights
-from common.parity import parity_worker, without_dropout
+from common.parity import without_dropout
 from common.specs import ArchSpec
 from torch_impl.model import build_model, count_params, export_weights, load_weights
 from torch_impl.optim import make_optimizer
@@ -40,6 +40,3 @@ def parity_outputs(arch: ArchSpec, input_shape: tuple[int, int, int], num_classe
 def count_model_params(arch: ArchSpec, input_shape, num_classes: int) -> int:
     return count_params(build_model(arch, input_shape, num_classes))
 
-
-if __name__ == "__main__":
-    parity_worker(parity_outputs, count_model_params)

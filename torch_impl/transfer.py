@@ -6,13 +6,12 @@ head. Mirrors keras_impl/transfer.py; what to build comes from common.transfer.
 sharing that head: phase 2, or phase 1 when features cannot be cached). The base always runs in
 inference mode (`.eval()`: BatchNorm uses its moving statistics), also while its top blocks are
 fine-tuned, as Keras does with `base(x, training=False)`.
-
-    python -m torch_impl.transfer fetch|probe ...   (see common.transfer.transfer_cli)
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +22,10 @@ from torch import nn
 
 from common.config import RunConfig
 from common.errors import UserError
+from common.loop import TRANSFER_EVAL_BATCH_SIZE
 from common.transfer import (
-    EVAL_BATCH_SIZE, PADDING_ALIKE, PADDING_TORCHVISION, Preprocessing, TransferSpec,
-    download_failure, head_weights, is_path, transfer_cli,
+    PADDING_ALIKE, PADDING_TORCHVISION, Preprocessing, TransferSpec, converted_weights_path,
+    download_failure, head_weights, is_path,
 )
 from common.worker import PreparedData
 
@@ -37,10 +37,6 @@ IMAGENET_WEIGHTS = {
 }
 
 
-def set_threads(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
 # ----------------------------------------------------------------------------- weights
 
 
@@ -50,7 +46,7 @@ def imagenet_file(spec: TransferSpec) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
-def ensure_imagenet(spec: TransferSpec, download: bool) -> str:
+def fetch_imagenet(spec: TransferSpec, download: bool) -> str:
     """The cached ImageNet checkpoint's path; downloads it (if allowed) when absent."""
     path = imagenet_file(spec)
     if path.is_file():
@@ -70,10 +66,52 @@ def ensure_imagenet(spec: TransferSpec, download: bool) -> str:
                     "$TORCH_HOME moves it), or use --weights none or --weights PATH")
 
 
+def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    """--weights PATH as torch.load(weights_only=True) reads it (tensors and plain containers
+    only: a weights file cannot run code)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    # the file is not a torch.save'd state dict: garbage, truncated, or holding other objects
+    # (torch's own message for the last is many lines about weights_only)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        raise UserError(f"--weights {path}: torch.load(weights_only=True) cannot read it "
+                        f"({type(err).__name__}); give a state dict saved with torch.save"
+                        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"--weights {path}: expected a state dict of tensors, found "
+                        f"{type(state).__name__}")
+    return state
+
+
+def convert_path_weights(spec: TransferSpec, cache_dir: str | None) -> Path:
+    """--weights PATH as plain arrays for the Keras process (which never imports torch), saved
+    once at common.transfer.converted_weights_path, keys in the file's order; that path.
+    compare.py calls this in a PyTorch process before any run, so a bad file is one line."""
+    out = converted_weights_path(spec.weights, cache_dir)
+    if out.is_file():  # named after the file's path, size and mtime: still this file's arrays
+        return out
+    state = _read_state_dict(spec.weights)
+    expected = spec.info.path_tensors
+    if len(state) != expected:
+        raise UserError(f"--weights {spec.weights}: {len(state)} tensors, but a torchvision "
+                        f"{spec.backbone} feature state dict has {expected}")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as f:  # a file object: np.savez would append .npz to a name
+            np.savez(f, **{k: v.detach().cpu().numpy() for k, v in state.items()})
+        os.replace(tmp, out)  # atomic: a reader never sees half a file
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write converted weights to {out.parent} ({err.strerror}); "
+                        "--cache-dir moves them") from None
+    return out
+
+
 def load_path_weights(base: nn.Sequential, path: str) -> None:
     """A torchvision-format feature state dict: same tensors in the same order, other key names
     (e.g. 'features.0.0.weight' for '0.0.weight'), so keys are renamed in order, strict=True."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = _read_state_dict(path)
     target = base.state_dict()
     if len(state) != len(target):
         raise UserError(f"--weights {path}: {len(state)} tensors, the torchvision base has "
@@ -131,21 +169,25 @@ class Preprocess(nn.Module):
 
 
 class TransferNet(nn.Module):
-    """preprocess -> base -> global average pool -> head (dropout, dense)."""
+    """front (augmentation) -> preprocess -> base -> global average pool -> head (dropout,
+    dense). The front modules act only in training mode, like Keras' augmentation layers."""
 
-    def __init__(self, preprocess: Preprocess, base: nn.Sequential, head: nn.Sequential):
+    def __init__(self, front: list[nn.Module] | tuple, preprocess: Preprocess,
+                 base: nn.Sequential, head: nn.Sequential):
         super().__init__()
+        self.front = nn.Sequential(*front)
         self.preprocess, self.base, self.head = preprocess, base, head
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Without the front: cached features and the probe see the images as they are."""
         return self.pool(self.base(self.preprocess(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        return self.head(self.features(self.front(x)))
 
     def train(self, mode: bool = True) -> "TransferNet":
-        super().train(mode)
+        super().train(mode)  # the front follows `mode`: it augments while training
         self.base.eval()  # BatchNorm in inference mode in both phases (Keras: training=False)
         return self
 
@@ -153,11 +195,14 @@ class TransferNet(nn.Module):
 # ----------------------------------------------------------------------------- the model
 
 
-def build_base(spec: TransferSpec, download: bool = True) -> tuple[nn.Sequential, str]:
-    """The base with its weights, and where they came from (for the record)."""
+def build_base(spec: TransferSpec, download: bool = True,
+               cache_dir: str | None = None) -> tuple[nn.Sequential, str]:
+    """The base with its weights, and where they came from (for the record). PATH weights come
+    from the file itself (torch.load), so `cache_dir` (the Keras side's converted copy) is
+    unused here."""
     b = spec.info
     if spec.weights == "imagenet":
-        path = ensure_imagenet(spec, download)
+        path = fetch_imagenet(spec, download)
         model = torchvision.models.get_model(b.torch_name, weights=IMAGENET_WEIGHTS[b.name])
         source = f"torchvision {IMAGENET_WEIGHTS[b.name]} ({path})"
     else:
@@ -173,11 +218,14 @@ def build_base(spec: TransferSpec, download: bool = True) -> tuple[nn.Sequential
 class TransferModel:
     """The backbone, its preprocessing and a new head, for common.worker.fit_transfer."""
 
-    def __init__(self, spec: TransferSpec, num_classes: int, seed: int, shared_init: bool,
-                 device: str = "cpu", download: bool = True):
-        """Augmentation, where used, is the TorchTrainer's (applied to training batches)."""
-        self.spec, self.device = spec, device
-        base, self.weights_source = build_base(spec, download)
+    def __init__(self, spec: TransferSpec, input_shape: tuple[int, int, int], num_classes: int,
+                 seed: int, shared_init: bool, front: list | tuple = (), device: str = "cpu",
+                 download: bool = True, cache_dir: str | None = None):
+        """`front`: augmentation modules before the preprocessing, active in training only
+        (phase 2 and uncached phase 1). `input_shape` (H, W, C) is kept for the record: torch
+        modules take any size."""
+        self.spec, self.device, self.input_shape = spec, device, tuple(input_shape)
+        base, self.weights_source = build_base(spec, download, cache_dir)
         self.preprocessing = spec.preprocessing("torch")
         head = nn.Sequential(nn.Dropout(spec.dropout),
                              nn.Linear(spec.info.feature_dim, num_classes))
@@ -187,7 +235,7 @@ class TransferModel:
                 head[1].weight.copy_(torch.from_numpy(w["kernel"].T))
                 head[1].bias.copy_(torch.from_numpy(w["bias"]))
         preprocess = Preprocess(spec.image_size, self.preprocessing)
-        self.net = TransferNet(preprocess, base, head).to(device)
+        self.net = TransferNet(front, preprocess, base, head).to(device)
         self.head = self.net.head
         # --match-padding changes the Keras graph: torchvision's is the one PATH weights know
         self.padding_name = PADDING_TORCHVISION if spec.info.padding_differs else PADDING_ALIKE
@@ -207,8 +255,8 @@ class TransferModel:
         """Pooled base features of NHWC [0, 1] images, in inference mode, in batches."""
         self.net.eval()
         out = []
-        for start in range(0, len(x), EVAL_BATCH_SIZE):
-            batch = torch.from_numpy(x[start:start + EVAL_BATCH_SIZE]).permute(0, 3, 1, 2)
+        for start in range(0, len(x), TRANSFER_EVAL_BATCH_SIZE):
+            batch = torch.from_numpy(x[start:start + TRANSFER_EVAL_BATCH_SIZE]).permute(0, 3, 1, 2)
             out.append(self.net.features(batch.to(self.device)).cpu().numpy())
         return np.concatenate(out)
 
@@ -217,14 +265,14 @@ class TransferModel:
         return {"features": self.features(x)}
 
 
-def make_transfer_model(cfg: RunConfig, data: PreparedData, device: str) -> TransferModel:
-    return TransferModel(cfg.transfer, data.num_classes, cfg.seed, cfg.init == "shared", device,
-                         cfg.download)
+def make_transfer_model(cfg: RunConfig, data: PreparedData, front: list | tuple,
+                        device: str) -> TransferModel:
+    return TransferModel(cfg.transfer, data.input_shape, data.num_classes, cfg.seed,
+                         cfg.init == "shared", front, device, cfg.download, cfg.cache_dir)
 
 
-def probe(spec: TransferSpec, images: np.ndarray) -> dict[str, np.ndarray]:
-    return TransferModel(spec, num_classes=1, seed=0, shared_init=False).probe(images)
-
-
-if __name__ == "__main__":
-    transfer_cli("torch", set_threads, ensure_imagenet, probe)
+def probe(spec: TransferSpec, images: np.ndarray,
+          cache_dir: str | None = None) -> dict[str, np.ndarray]:
+    """Pooled base features of [0, 1] NHWC images (the cross-framework agreement check)."""
+    return TransferModel(spec, images.shape[1:], num_classes=1, seed=0, shared_init=False,
+                         cache_dir=cache_dir).probe(images)

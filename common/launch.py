@@ -1,0 +1,93 @@
+"""Starting framework processes, from the parent process (compare.py and the studies).
+
+Every framework job runs as `python -m common.worker FRAMEWORK JOB.json` (see common.worker), one
+framework per process: TensorFlow and PyTorch in one process can crash here. This module never
+imports a framework; it also owns the run-folder naming and the recorded command line.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common.errors import UserError
+from common.parity import compare_outputs
+from common.records import write_json
+from common.tasks import task_slug
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def command_line(argv: list[str] | None) -> str:
+    """The command as the user can paste it again (recorded in config.json and reports)."""
+    return "python compare.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+
+
+def run_worker(framework: str, job: dict, job_path: Path) -> int:
+    """Write the job file, run it; the framework's progress goes straight to the terminal.
+    Returns the exit status (130: interrupted)."""
+    write_json(job_path, job)
+    return subprocess.call([sys.executable, "-m", "common.worker", framework, str(job_path)],
+                           cwd=ROOT)
+
+
+def call_worker(framework: str, job: dict) -> str:
+    """Run a short job (device check, weights fetch, conversion, probe, parity) with its output
+    captured; returns what it printed, or raises UserError with the worker's one-line error."""
+    with tempfile.TemporaryDirectory(prefix="dlcv-job-") as tmp:
+        path = Path(tmp) / "job.json"
+        write_json(path, job)
+        proc = subprocess.run([sys.executable, "-m", "common.worker", framework, str(path)],
+                              cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode == 0:
+        return proc.stdout.strip()
+    if proc.returncode == 130:
+        raise KeyboardInterrupt
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    if errors:
+        raise UserError(errors[-1][len("error: "):])
+    last = " ".join(proc.stderr.strip().splitlines()[-1:])[:300]
+    raise UserError(f"{framework}: the {job['kind']} job failed (exit {proc.returncode}): {last}")
+
+
+def run_parity(cases: list[dict], frameworks: tuple[str, ...] = ("keras", "torch")
+               ) -> dict[str, dict]:
+    """Each framework computes every case in its own process; per case: the max abs
+    differences (first framework minus the others, common.parity) and each parameter count."""
+    outputs: dict[str, dict[str, np.ndarray]] = {}
+    with tempfile.TemporaryDirectory(prefix="dlcv-parity-") as tmp:
+        for framework in frameworks:
+            out = Path(tmp) / f"{framework}.npz"
+            call_worker(framework, {"kind": "parity", "cases": cases, "out": str(out)})
+            with np.load(out) as data:
+                outputs[framework] = {k: data[k] for k in data.files}
+    result = {}
+    for case in cases:
+        prefix = case["name"] + "|"
+        halves = [{k[len(prefix):]: v for k, v in outputs[fw].items() if k.startswith(prefix)}
+                  for fw in frameworks]
+        params = [int(h.pop("params")) for h in halves]
+        result[case["name"]] = {"max_abs_diff": compare_outputs(*halves),
+                                "params": dict(zip(frameworks, params))}
+    return result
+
+
+def new_run_dir(out: str | Path, task: str) -> Path:
+    """A fresh folder per invocation, `<out>/<YYYYmmdd-HHMMSS>-<task>`; mkdir is the lock, so
+    parallel runs never share one."""
+    base = Path(out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{task_slug(task)}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        run_dir = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            continue
+    raise UserError(f"could not create a new run folder under {out}")
