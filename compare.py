@@ -348,9 +348,15 @@ def check_weights(plan: Plan) -> None:
     job = {"spec": dataclasses.asdict(spec), "cache_dir": cfg.cache_dir}
     if is_path(spec.weights):
         call_worker("torch", {"kind": "convert", **job})
-    elif spec.weights == "imagenet":
+    elif spec.weights == "imagenet":  # every framework's missing file named in the one line
+        errors = []
         for framework in plan.frameworks:
-            call_worker(framework, {"kind": "fetch", **job, "download": cfg.download})
+            try:
+                call_worker(framework, {"kind": "fetch", **job, "download": cfg.download})
+            except UserError as err:
+                errors.append(str(err))
+        if errors:
+            raise UserError("; ".join(errors))
 
 
 def input_shape(ds: Dataset) -> tuple[int, int, int]:
@@ -413,6 +419,8 @@ def run_comparison(plan: Plan, ds: Dataset, out: str, plots: bool) -> int:
                           repeat=repeat, callbacks=plan.callbacks)
                 code = run_worker(framework, job.to_dict(),
                                   run_dir / f"job-{framework}{suffix}.json")
+                if code == 130:  # the framework process was interrupted: so is the run
+                    raise KeyboardInterrupt
                 if code != 0:
                     failed.append(f"{framework} (exit {code})")
     except KeyboardInterrupt:

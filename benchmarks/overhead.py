@@ -31,14 +31,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common.config import TASK_DEFAULTS, TASK_INPUT, RunConfig  # noqa: E402
 from common.augment import parse_augment  # noqa: E402
+from common.config import RunConfig  # noqa: E402
 from common.optim import resolve_optimizer  # noqa: E402
 from common.specs import get_preset  # noqa: E402
 from common.splits import epoch_order  # noqa: E402
-from common.worker import PreparedData  # noqa: E402
+from common.tasks import TASKS  # noqa: E402
+from common.worker import PreparedData, impl  # noqa: E402
 
-INPUT_SHAPES = {d.model: TASK_INPUT[t][0] for t, d in TASK_DEFAULTS.items()}
+INPUT_SHAPES = {t.model: t.input_shape for t in TASKS.values()}
 
 
 def synthetic(n: int, shape: tuple[int, int, int]) -> PreparedData:
@@ -73,18 +74,14 @@ def _bare_keras(trainer, x: np.ndarray, y: np.ndarray, batch_size: int, epoch: i
 def worker(framework: str, args: argparse.Namespace) -> dict:
     from tqdm import tqdm  # noqa: PLC0415
 
-    if framework == "torch":
-        from torch_impl.train import make_trainer, setup  # noqa: PLC0415
-        bare = _bare_torch
-    else:
-        from keras_impl.train import make_trainer, setup  # noqa: PLC0415
-        bare = _bare_keras
+    train = impl(framework, "train")
+    bare = _bare_torch if framework == "torch" else _bare_keras
     cfg = RunConfig(task="synthetic", model=args.model, arch=get_preset(args.model),
                     optimizer=resolve_optimizer("sgd"), epochs=1, batch_size=args.batch_size,
                     threads=args.threads, device="cpu", augment=parse_augment(args.augment))
-    setup(cfg)
+    train.setup(cfg.threads, cfg.seed, cfg.deterministic)
     data = synthetic(args.images, INPUT_SHAPES[args.model])
-    trainer = make_trainer(cfg, data, None)
+    trainer = train.make_trainer(cfg, data, None, "cpu")
     x, y = data.x_train, data.y_train
     n_batches = -(-len(x) // args.batch_size)
 

@@ -260,6 +260,8 @@ def run_sweep(folder: Path, points: list[dict], configs: list[RunConfig], framew
             job = Job(config=cfg, record_path=str(record_path(folder, point, framework)),
                       callbacks=callbacks)
             code = run_worker(framework, job.to_dict(), folder / f"job-{name}-{framework}.json")
+            if code == 130:  # the framework process was interrupted: so is the study
+                raise KeyboardInterrupt
             if code != 0:
                 failed.append(f"{framework} {name} (exit {code})")
     except KeyboardInterrupt:
@@ -385,6 +387,8 @@ def grid_study(folder: Path, study: Study, configs: list[RunConfig], frameworks:
                           configs=tuple(configs), cv=cv, record_path=str(path),
                           csv_path=str(folder / f"cv_results-{framework}.csv"))
             code = run_worker(framework, job.to_dict(), folder / f"job-grid-{framework}.json")
+            if code == 130:
+                raise KeyboardInterrupt
             if code != 0:
                 failed.append(f"{framework} (exit {code})")
     except KeyboardInterrupt:

@@ -20,7 +20,6 @@ This module never imports a framework.
 
 from __future__ import annotations
 
-import collections
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,106 +244,10 @@ def converted_weights_path(weights: str, cache_dir: str | None) -> Path:
     return cache / "weights" / f"{path.stem}-{digest}.npz"
 
 
-# ----------------------------------------------------------------------------- agreement
-
-
-def feature_agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """How closely two frameworks' pooled features of the same images agree."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-30)
-    return {"images": int(len(a)), "cosine_min": float(cosine.min()),
-            "cosine_mean": float(cosine.mean()), "max_abs_diff": float(np.abs(a - b).max()),
-            "max_abs_feature": float(max(np.abs(a).max(), np.abs(b).max()))}
+# ----------------------------------------------------------------------------- probes
 
 
 def probe_path(record_path: str | Path) -> Path:
     """Where a worker saves its probe features: record-X.json -> features-X.npz beside it."""
     p = Path(record_path)
     return p.with_name(p.name.replace("record-", "features-", 1)).with_suffix(".npz")
-
-
-# ----------------------------------------------------------------------------- reporting
-
-
-def table_records(records: list[dict]) -> list[dict]:
-    """Records as the comparison table should count them: the epochs column plans both phases.
-
-    (The records themselves are unchanged; `history` holds the epochs of both phases.)"""
-    shown = []
-    for r in records:
-        spec = r["config"].get("transfer")
-        if r["config"].get("pipeline") == "transfer" and spec:
-            planned = r["config"]["epochs"] + spec["fine_tune_epochs"]
-            r = {**r, "config": {**r["config"], "epochs": planned}}
-        shown.append(r)
-    return shown
-
-
-def _agreement_line(label: str, agreement: dict[str, float]) -> str:
-    return (f"{label}: cosine min {agreement['cosine_min']:.6f} (mean "
-            f"{agreement['cosine_mean']:.6f}), max abs difference {agreement['max_abs_diff']:.2e} "
-            f"(largest feature {agreement['max_abs_feature']:.2f})")
-
-
-def report_lines(records: list[dict], run_dir: str | Path) -> list[str]:
-    """The transfer-learning facts of a run, from its records and probe files (markdown lines)."""
-    runs = [r for r in records if r["config"].get("pipeline") == "transfer"]
-    if not runs:
-        return []
-    spec = TransferSpec(**runs[0]["config"]["transfer"])
-    lines = [f"Transfer learning: {spec.backbone} at {spec.image_size}x{spec.image_size} px, "
-             f"weights {spec.weights_label()}; the epochs column counts both phases. Training "
-             "seconds include the one-off feature extraction, counted as first-epoch overhead."]
-    for r in runs:
-        t = r["transfer"]
-        head, *rest = t["phases"]
-        cached = ("the frozen base's features computed once "
-                  f"({t['feature_extraction_seconds']:.1f} s) and the head trained on them"
-                  if t["features_cached"] else "the frozen base run on every batch "
-                  "(augmentation changes the inputs each epoch)")
-        tail = "; no fine-tuning" if not rest else (
-            f"; phase 2: top {rest[0]['blocks']} of {spec.info.blocks} blocks unfrozen at lr "
-            f"{rest[0]['lr']:g}, {rest[0]['trainable_params']:,} trainable parameters, "
-            f"{rest[0]['epochs']} epoch(s)")
-        lines.append(
-            f"- {r['framework']}: base from {t['weights_source']}; preprocessing: "
-            f"{t['preprocessing']['description']}; padding: {t['padding']}; phase 1: {cached}, "
-            f"BatchNorm in inference mode, {head['trainable_params']:,} trainable parameters"
-            + tail + ".")
-    if is_path(spec.weights):
-        lines += _probe_lines(runs, Path(run_dir))
-    else:
-        lines.append("- Feature agreement between the frameworks is not measured: with "
-                     f"--weights {spec.weights} their bases hold different weights.")
-    return lines
-
-
-def agreement_lines(keras: dict[str, np.ndarray], torch: dict[str, np.ndarray],
-                    used: str) -> list[str]:
-    """PyTorch's probe features vs Keras', with the padding the Keras graph used and, where it
-    has them, with the other padding (markdown bullets)."""
-    other = PADDING_TORCHVISION if used == PADDING_KERAS else PADDING_KERAS
-    lines = []
-    for key, padding in (("features", used), ("features_other_padding", other)):
-        if key in keras:
-            agreement = feature_agreement(keras[key], torch["features"])
-            lines.append(_agreement_line(f"  - Keras padding {padding}"
-                                         + (" (used)" if key == "features" else ""), agreement))
-    return lines
-
-
-def _probe_lines(runs: list[dict], run_dir: Path) -> list[str]:
-    by_repeat: dict[int, dict[str, dict]] = collections.defaultdict(dict)
-    for r in runs:
-        by_repeat[r.get("repeat", 0)][r["framework"]] = r
-    pair = next((p for p in by_repeat.values() if set(p) == {"keras", "torch"}), None)
-    if pair is None:
-        return ["- Feature agreement: needs both frameworks in the same run."]
-    try:
-        keras = np.load(run_dir / pair["keras"]["transfer"]["feature_probe"])
-        torch = np.load(run_dir / pair["torch"]["transfer"]["feature_probe"])
-    except (OSError, KeyError) as err:
-        return [f"- Feature agreement: probe features unavailable ({err})."]
-    return [f"- Feature agreement of the pretrained bases, Keras vs PyTorch (pooled features of "
-            f"the first {len(keras['features'])} test images, before any training):",
-            *agreement_lines(dict(keras), dict(torch), pair["keras"]["transfer"]["padding"])]

@@ -17,30 +17,35 @@ non-zero exit; Ctrl-C, also while the framework is still importing, exits 130 wi
 
 from __future__ import annotations
 
-import importlib
 import os
-import platform
-import sys
-import time
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
-from types import ModuleType
-from typing import Any, Callable, Iterator
+import signal
 
-import numpy as np
+if __name__ == "__main__":  # Ctrl-C while this process is still importing: leave quietly
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
-from common.config import RunConfig
-from common.errors import UserError
-from common.init import initial_weights
-from common.loop import TRANSFER_EVAL_BATCH_SIZE, Callbacks, FitResult, Trainer, fit
-from common.metrics import confusion, score, worst_predictions
-from common.parity import parity_batch
-from common.records import GridPoint, GridRecord, RunRecord, read_json, write_json, write_text
-from common.specs import count_params
-from common.splits import index_hash, make_split
-from common.tasks import load_dataset
-from common.transfer import PROBE_IMAGES, TransferSpec, features_cacheable, is_path, probe_path
+import importlib  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from dataclasses import asdict, dataclass, replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+from types import ModuleType  # noqa: E402
+from typing import Any, Callable, Iterator  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from common.config import RunConfig  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.init import initial_weights  # noqa: E402
+from common.loop import TRANSFER_EVAL_BATCH_SIZE, Callbacks, FitResult, Trainer, fit  # noqa: E402
+from common.metrics import confusion, score, worst_predictions  # noqa: E402
+from common.parity import parity_batch  # noqa: E402
+from common.records import GridPoint, GridRecord, RunRecord, read_json, write_json, write_text  # noqa: E402
+from common.specs import count_params  # noqa: E402
+from common.splits import index_hash, make_split  # noqa: E402
+from common.tasks import load_dataset  # noqa: E402
+from common.transfer import PROBE_IMAGES, TransferSpec, features_cacheable, is_path, probe_path  # noqa: E402
 
 # Modules whose presence in sys.modules the record reports: proof that a process ran one
 # framework only (TensorFlow and PyTorch in one process can crash here).
@@ -480,6 +485,7 @@ def run(framework: str, job: dict) -> None:
 
 def main(argv: list[str]) -> None:
     framework, job_path = argv
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # from here: KeyboardInterrupt
     try:
         run(framework, read_json(job_path))
     except UserError as err:

@@ -10,7 +10,11 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ log lines below errors
 
 if os.environ["KERAS_BACKEND"] == "tensorflow":
+    import importlib
+
     from common.worker import silenced_stderr
 
-    with silenced_stderr():  # C++ start-up lines ("oneDNN custom operations are on", absl's
-        import tensorflow  # noqa: F401  notice) that no log level reaches
+    # TensorFlow's C++ start-up lines ("oneDNN custom operations are on", absl's notice) come
+    # from static initialisers that no log level reaches: import it once with stderr closed.
+    with silenced_stderr():
+        importlib.import_module("tensorflow")

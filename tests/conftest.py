@@ -1,8 +1,8 @@
-"""Shared helpers: run compare.py as a user would, in its own process."""
+"""Shared helpers: run compare.py as a user would (in its own process), or call compare.main
+in-process for the error paths; build result records for report tests."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +12,30 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common.errors import UserError  # noqa: E402
+from common.records import RunRecord, run_records  # noqa: E402
+
 
 def run_compare(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "compare.py"), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def main_error(capsys: pytest.CaptureFixture, *argv: str) -> str:
+    """compare.main(argv) in this process must fail with one line: a UserError, or argparse's
+    exit 2 for a bad flag (its message on stderr). Returns that line."""
+    import compare  # noqa: PLC0415
+
+    capsys.readouterr()
+    with pytest.raises((UserError, SystemExit)) as err:
+        compare.main(list(argv))
+    if isinstance(err.value, SystemExit):
+        assert err.value.code == 2
+        message = capsys.readouterr().err.strip()
+    else:
+        message = str(err.value)
+    assert message and "\n" not in message, message
+    return message
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:
@@ -23,6 +43,7 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ")
     return lines[0]
 
 
@@ -30,8 +51,8 @@ def run_dirs(out: Path) -> list[Path]:
     return sorted(p for p in out.iterdir() if p.is_dir()) if out.exists() else []
 
 
-def records_of(run_dir: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(run_dir.glob("record-*.json"))]
+def records_of(run_dir: Path) -> list[RunRecord]:
+    return run_records(run_dir)
 
 
 @pytest.fixture(scope="session")

@@ -1,26 +1,41 @@
-"""compare.py as a user runs it: bad inputs give one line and a non-zero exit; digits end to end."""
+"""compare.py as a user runs it: every bad input or fault is one line, a non-zero exit and nothing
+written (error paths in-process through compare.main; one subprocess test keeps the stderr and
+exit-code contract); digits end to end, with its records."""
 
 from __future__ import annotations
 
 import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
-from conftest import one_line_error, records_of, run_compare, run_dirs
+from conftest import ROOT, main_error, one_line_error, records_of, run_compare, run_dirs
 
-from common.records import RECORD_KEYS
+from common.optim import OPTIMIZERS
+from common.specs import PRESETS, count_params, get_preset
+from common.tasks import TASKS
+
+
+def test_a_bad_flag_is_one_line_on_stderr_and_exit_2(tmp_path):
+    """The contract every error path below relies on, as a user sees it in a terminal."""
+    proc = run_compare("--task", "digits", "--epochs", "0", "--out", str(tmp_path), timeout=60)
+    assert proc.returncode == 2
+    assert "--epochs" in one_line_error(proc)
+    assert run_dirs(tmp_path) == []
 
 
 @pytest.mark.parametrize("flag,value,choices", [
-    ("--task", "imagenet", ["digits", "mnist", "cifar10"]),
+    ("--task", "imagenet", [*TASKS, "folder:PATH", "csv:FILE"]),
     ("--framework", "jax", ["both", "keras", "torch"]),
-    ("--model", "vgg99", ["digits_cnn", "mnist_cnn", "cifar10_cnn"]),
-    ("--optimizer", "lion", ["sgd", "adam", "rmsprop", "adagrad", "adadelta"]),
+    ("--model", "vgg99", list(PRESETS)),
+    ("--optimizer", "lion", list(OPTIMIZERS)),
 ])
-def test_unknown_choice_is_one_line_listing_the_choices(tmp_path, flag, value, choices):
-    args = ["--task", "digits", flag, value, "--out", str(tmp_path)]
-    proc = run_compare(*args, timeout=60)
-    line = one_line_error(proc)
-    assert value in line and all(c in line for c in choices)
+def test_unknown_choice_is_one_line_listing_the_choices(tmp_path, capsys, flag, value, choices):
+    line = main_error(capsys, "--task", "digits", flag, value, "--out", str(tmp_path))
+    assert value in line and all(c in line for c in choices), line
     assert run_dirs(tmp_path) == []
 
 
@@ -30,46 +45,97 @@ def test_unknown_choice_is_one_line_listing_the_choices(tmp_path, flag, value, c
     (["--filters", "8,x"], "--filters"),
     (["--filters", "8/8/8/8"], "too deep"),  # 8x8 digits cannot take four pooling blocks
     (["--momentum", "0.5", "--optimizer", "adam"], "--momentum"),
+    (["--repeats", "0"], "--repeats"),
+    (["--augment", "grayscale"], "RGB"),
+    (["--pipeline", "transfer", "--sweep", "lr=0.1,0.01"], "--pipeline transfer"),
 ])
-def test_bad_values_are_one_line(tmp_path, args, expected):
-    proc = run_compare("--task", "digits", *args, "--out", str(tmp_path), timeout=60)
-    assert expected in one_line_error(proc)
+def test_bad_values_are_one_line(tmp_path, capsys, args, expected):
+    assert expected in main_error(capsys, "--task", "digits", *args, "--out", str(tmp_path))
     assert run_dirs(tmp_path) == []
 
 
-def test_missing_data_offline_says_where_it_looked(tmp_path):
+def test_out_naming_a_file(tmp_path, capsys):
+    out = tmp_path / "results.txt"
+    out.write_text("not a folder")
+    line = main_error(capsys, "--task", "digits", "--out", str(out))
+    assert str(out) in line and "folder" in line
+    assert out.read_text() == "not a folder"
+
+
+def test_device_cuda_without_a_gpu_writes_nothing(tmp_path, capsys):
+    """This machine has no GPU: the framework process says so before any folder exists."""
+    line = main_error(capsys, "--task", "digits", "--device", "cuda", "--out", str(tmp_path))
+    assert "--device cuda" in line and "--device cpu" in line
+    assert not tmp_path.exists() or run_dirs(tmp_path) == []
+
+
+def test_transfer_study_is_rejected_before_any_download(tmp_path, capsys, monkeypatch):
+    """Validation comes before I/O: the data loader must not even be called."""
+    import compare  # noqa: PLC0415
+
+    def no_io(*args, **kwargs):
+        raise AssertionError("data was loaded before the flags were checked")
+
+    monkeypatch.setattr(compare, "load_dataset", no_io)
+    line = main_error(capsys, "--task", "cifar10", "--pipeline", "transfer", "--weights", "none",
+                      "--sweep", "lr=0.1,0.01", "--cache-dir", str(tmp_path / "cache"),
+                      "--out", str(tmp_path / "out"))
+    assert "--grid and --sweep" in line
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+
+
+def test_missing_data_offline_says_where_it_looked(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
-    proc = run_compare("--task", "mnist", "--data-dir", str(empty), "--no-download",
-                       "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
-                       timeout=60)
-    line = one_line_error(proc)
+    line = main_error(capsys, "--task", "mnist", "--data-dir", str(empty), "--no-download",
+                      "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"))
     assert str(empty) in line and "--data-dir" in line
     assert run_dirs(tmp_path / "out") == []
 
 
-def test_truncated_data_file_is_one_line(tmp_path):
+def test_truncated_data_file_is_one_line(tmp_path, capsys):
     data = tmp_path / "mnist"
     data.mkdir()
     for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         payload = gzip.compress(b"\x00\x00\x08\x03" + b"\x00" * 200)
         (data / f"{name}.gz").write_bytes(payload[: len(payload) // 2])
-    proc = run_compare("--task", "mnist", "--data-dir", str(data), "--no-download",
-                       "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
-                       timeout=60)
-    line = one_line_error(proc)
+    line = main_error(capsys, "--task", "mnist", "--data-dir", str(data), "--no-download",
+                      "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"))
     assert "truncated" in line or "corrupt" in line, line
     assert run_dirs(tmp_path / "out") == []
+
+
+def test_ctrl_c_while_a_framework_starts_is_one_line(tmp_path):
+    """SIGINT to the whole process group (what a terminal sends) while the first framework
+    process is importing: one line from the parent, no traceback from anyone."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "compare.py"), "--task", "digits", "--no-plots",
+         "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+        # a background job of a non-interactive shell inherits SIGINT ignored: restore it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while not list(out.glob("*/job-keras.json")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)  # inside the worker's framework import
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "interrupted" in lines[-1], stderr
+    assert (run_dirs(out)[0] / "config.json").is_file()  # what was written is kept
 
 
 def test_digits_end_to_end_both_frameworks(digits_run):
     proc, run_dir = digits_run
     assert proc.returncode == 0, proc.stderr[-3000:]
-    records = {r["framework"]: r for r in records_of(run_dir)}
+    records = {r.framework: r for r in records_of(run_dir)}
     assert set(records) == {"keras", "torch"}
     for r in records.values():
-        assert r["test_accuracy"] >= 0.90, (r["framework"], r["test_accuracy"])
+        assert r.test_accuracy >= 0.90, (r.framework, r.test_accuracy)
     # the table is the last thing printed, with both rows
     table = [line for line in proc.stdout.strip().splitlines()[-4:] if line.startswith("|")]
     assert len(table) == 4 and "keras" in table[2] and "torch" in table[3]
@@ -77,27 +143,35 @@ def test_digits_end_to_end_both_frameworks(digits_run):
     report = (run_dir / "report.md").read_text()
     assert "| keras" in report and "split hash" in report
     assert (run_dir / "config.json").exists()
+    # TensorFlow's C++ start-up lines never reach the terminal
+    assert "oneDNN" not in proc.stderr and "absl::InitializeLog" not in proc.stderr
 
 
-def test_records_schema_and_fairness(digits_run):
+def test_records_are_fair_and_from_separate_processes(digits_run):
     _, run_dir = digits_run
     records = records_of(run_dir)
     assert len(records) == 2
+    task = TASKS["digits"]
+    expected = count_params(get_preset(task.model), task.input_shape, task.num_classes)
     for r in records:
-        assert set(RECORD_KEYS) <= set(r), set(RECORD_KEYS) - set(r)
-        assert r["params"] == r["expected_params"]
-        assert len(r["history"]) == r["config"]["epochs"] == len(r["epoch_seconds"])
-        assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"} <= set(r["history"][0])
-        env = r["environment"]
-        assert env["threads"] == r["config"]["threads"] and env["device"] == "cpu"
-        assert r["framework"] in env and env["python"]
-        assert r["train_seconds"] == pytest.approx(sum(r["epoch_seconds"]))
-    keras, torch = sorted(records, key=lambda r: r["framework"])
-    assert keras["split_hash"] == torch["split_hash"]
-    assert keras["params"] == torch["params"]
-    assert keras["config"] == torch["config"]
-    # each framework ran in its own process and never loaded the other
-    assert "torch" not in keras["environment"] and "tensorflow" not in torch["environment"]
+        assert r.params == r.expected_params == expected
+        assert len(r.history) == r.config.epochs == len(r.epoch_seconds)
+        assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"} <= set(
+            r.history[0])
+        env = r.environment
+        assert env["threads"] == r.config.threads and env["device"] == "cpu"
+        assert r.framework == env["framework"] and env["python"]
+        assert r.train_seconds == pytest.approx(sum(r.epoch_seconds))
+    keras, torch = sorted(records, key=lambda r: r.framework)
+    assert keras.split_hash == torch.split_hash
+    assert keras.params == torch.params
+    assert keras.config == torch.config
+    # each framework ran in its own process and never loaded the other (read from sys.modules
+    # in the worker when the run ended)
+    assert "tensorflow" in keras.environment["loaded_frameworks"]
+    assert not {"torch", "torchvision"} & set(keras.environment["loaded_frameworks"])
+    assert "torch" in torch.environment["loaded_frameworks"]
+    assert not {"tensorflow", "keras"} & set(torch.environment["loaded_frameworks"])
 
 
 def test_early_stopping_uses_one_rule_in_both(tmp_path):
@@ -106,10 +180,47 @@ def test_early_stopping_uses_one_rule_in_both(tmp_path):
                        "--train-size", "200", "--epochs", "12", "--early-stopping", "2",
                        "--no-plots", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    records = {r["framework"]: r for r in records_of(run_dirs(tmp_path)[0])}
+    records = {r.framework: r for r in records_of(run_dirs(tmp_path)[0])}
     for r in records.values():
-        losses = [h["val_loss"] for h in r["history"]]
-        best = r["best_epoch"]
-        assert r["stopped_early"] and len(losses) == best + 2  # patience 2 after the best epoch
+        losses = [h["val_loss"] for h in r.history]
+        best = r.best_epoch
+        assert r.stopped_early and len(losses) == best + 2  # patience 2 after the best epoch
         assert min(losses) == losses[best - 1] and all(v >= losses[best - 1] for v in losses[best:])
-    assert records["keras"]["best_epoch"] == records["torch"]["best_epoch"]
+    assert records["keras"].best_epoch == records["torch"].best_epoch
+
+
+def expected_lrs(val_losses: list[float], lr: float, factor: float, patience: int,
+                 min_lr: float) -> list[float]:
+    """The README's reduce-on-plateau rule replayed on a run's validation losses."""
+    lrs, best, wait = [], float("inf"), 0
+    for loss in val_losses:
+        lrs.append(lr)
+        if loss < best:
+            best, wait = loss, 0
+        else:
+            wait += 1
+            if wait >= patience and lr > min_lr:
+                lr, wait = max(lr * factor, min_lr), 0
+    return lrs
+
+
+def test_reduce_lr_on_plateau_and_native_init_end_to_end(tmp_path):
+    """--reduce-lr-on-plateau follows one rule in both frameworks (replayed here from each
+    run's validation losses); --init native starts each framework from its own
+    initialisation (different first losses, unlike the shared start)."""
+    proc = run_compare("--task", "digits", "--optimizer", "adam", "--lr", "0.05",
+                       "--train-size", "200", "--epochs", "8", "--init", "native",
+                       "--reduce-lr-on-plateau", "0.5,1,0.001", "--no-plots",
+                       "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = {r.framework: r for r in records_of(run_dirs(tmp_path)[0])}
+    reduced = 0
+    for r in records.values():
+        lrs = [h["lr"] for h in r.history]
+        losses = [h["val_loss"] for h in r.history]
+        assert lrs == pytest.approx(expected_lrs(losses, 0.05, 0.5, 1, 0.001)), (lrs, losses)
+        reduced += min(lrs) < 0.05
+        assert r.config.init == "native"
+    assert reduced, "no plateau in either framework: the rule was not exercised"
+    first = [records[fw].history[0]["train_loss"] for fw in ("keras", "torch")]
+    assert first[0] != pytest.approx(first[1], abs=1e-3)  # not the shared start

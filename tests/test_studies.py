@@ -5,7 +5,6 @@ repeating runs."""
 from __future__ import annotations
 
 import csv
-import json
 import os
 import signal
 import subprocess
@@ -14,10 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, one_line_error, run_compare, run_dirs
+from conftest import ROOT, main_error, run_compare, run_dirs
 
 from common.errors import UserError
 from common.loop import Callbacks
+from common.records import read_grid_record, read_record
 from common.studies import parse_study, point_name, product, study_folder
 
 TINY = ["--task", "digits", "--epochs", "2", "--train-size", "300", "--threads", "1"]
@@ -88,9 +88,8 @@ def test_study_folder_is_named_after_the_arguments(tmp_path):
     (["--grid", "lr=0.1", "--cv", "1"], "--cv"),
     (["--sweep", "train_size=100,999999"], "--train-size"),  # checked for every point up front
 ])
-def test_bad_study_flags_are_one_line_and_write_nothing(tmp_path, args, expected):
-    proc = run_compare("--task", "digits", *args, "--out", str(tmp_path), timeout=120)
-    assert expected in one_line_error(proc)
+def test_bad_study_flags_are_one_line_and_write_nothing(tmp_path, capsys, args, expected):
+    assert expected in main_error(capsys, "--task", "digits", *args, "--out", str(tmp_path))
     assert run_dirs(tmp_path) == []
 
 
@@ -102,21 +101,20 @@ def test_tiny_grid_on_digits_both_frameworks(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     (folder,) = run_dirs(tmp_path)
     assert folder.name.startswith("grid-digits-")
-    records = {fw: json.loads((folder / f"grid-{fw}.json").read_text())
-               for fw in ("keras", "torch")}
+    records = {fw: read_grid_record(folder / f"grid-{fw}.json") for fw in ("keras", "torch")}
     for fw, rec in records.items():
         rows = list(csv.DictReader((folder / f"cv_results-{fw}.csv").open()))
         assert [r["optimizer"] for r in rows] == ["sgd", "adam"]
         assert {"mean_test_score", "std_test_score", "mean_fit_time",
                 "split1_test_score"} <= set(rows[0])
-        for res in rec["results"]:
-            assert 0.0 <= res["mean_cv_accuracy"] <= 1.0 and len(res["fold_accuracies"]) == 2
-        assert rec["test_accuracy"] > 0.3, (fw, rec["test_accuracy"])  # chance is 0.1
-        assert rec["params"] == records["keras"]["params"]
+        for res in rec.results:
+            assert 0.0 <= res.mean_cv_accuracy <= 1.0 and len(res.fold_accuracies) == 2
+        assert rec.test_accuracy > 0.3, (fw, rec.test_accuracy)  # chance is 0.1
+        assert rec.params == records["keras"].params
     # the same folds, split and candidates on both sides
-    assert records["keras"]["folds_hash"] == records["torch"]["folds_hash"]
-    assert records["keras"]["split_hash"] == records["torch"]["split_hash"]
-    assert records["keras"]["configs"] == records["torch"]["configs"]
+    assert records["keras"].folds_hash == records["torch"].folds_hash
+    assert records["keras"].split_hash == records["torch"].split_hash
+    assert records["keras"].configs == records["torch"].configs
     # both frameworks' tables printed; the best-parameters table is the last thing printed
     assert "keras: GridSearchCV" in proc.stdout and "torch: GridSearchCV" in proc.stdout
     best = table_rows(proc.stdout)
@@ -184,3 +182,24 @@ def test_interrupted_sweep_resumes_only_the_missing_runs(tmp_path):
     assert [r[0] for r in rows] == ["0.1", "0.01", "0.001"]  # complete, no duplicates
     assert all(r[-1] in ("ok", "at chance", "diverged (epoch 1)", "diverged (epoch 2)")
                for r in rows)
+
+
+def test_corrupt_record_is_set_aside_and_its_run_repeated(sweep_run):
+    """A study folder with a truncated record (a disk full, a copy gone wrong): resuming names
+    the file in one warning line, keeps it as *.corrupt, re-runs that configuration only and
+    keeps every good record untouched."""
+    _, folder = sweep_run
+    records = sorted(folder.glob("record-*.json"))
+    bad = next(p for p in records if "0.01" in p.name and p.name.endswith("torch.json"))
+    good = {p.name: p.stat().st_mtime_ns for p in records if p != bad}
+    bad.write_text(bad.read_text()[:200])
+    args = [*TINY, "--framework", "both", "--sweep", "lr=1e6,0.01", "--out", str(folder.parent)]
+    proc = run_compare(*args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and bad.name in warnings[0] and "set aside" in warnings[0]
+    assert "3 finished run(s) kept, 1 to go" in proc.stderr
+    assert (folder / (bad.name + ".corrupt")).read_text().startswith("{")
+    assert read_record(bad).framework == "torch"  # re-run, whole again
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("record-*.json")
+            if p.name in good} == good

@@ -1,5 +1,6 @@
-"""Transfer learning: every backbone builds in both frameworks with the same blocks; the shared
-MobileNetV2 weights convert exactly to Keras; offline `imagenet` and bad flags are one line;
+"""Transfer learning: every backbone builds in both frameworks with the same blocks; a
+torchvision-format MobileNetV2 state dict (made here, random) converts exactly to Keras; offline
+`imagenet`, bad weights files and bad flags are one line;
 `--pipeline transfer` runs both phases end to end. Each framework runs in its own process."""
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import numpy as np
 import pytest
 from conftest import ROOT, one_line_error, records_of, run_compare, run_dirs
 
-from common.transfer import BACKBONES, TransferSpec, converted_weights_path, feature_agreement
+from common.report import feature_agreement
+from common.transfer import BACKBONES, TransferSpec, converted_weights_path
 
 # A torchvision-format MobileNetV2 feature state dict with random weights, made like the real
 # file (keys 'features.*', 312 tensors, torch.save). Its BatchNorm statistics are those of its
 # own activations on smooth random images (so the features depend on the input, as trained
 # ones do, instead of saturating ReLU6), with conv kernels scaled at random so the running
-# variances lie far from 1 (where the epsilon conversion matters), then perturbed; gamma and
-# beta are random.
+# variances lie far from 1 (where the epsilon conversion matters), then perturbed and floored;
+# gamma and beta are random.
 _MAKE_WEIGHTS = """
 import numpy as np, torch, torchvision
 torch.manual_seed(0)
@@ -49,7 +51,9 @@ with torch.no_grad():
         if isinstance(m, torch.nn.BatchNorm2d):
             n = m.num_features
             m.running_mean.add_(0.1 * m.running_var.sqrt() * torch.randn(n, generator=g))
-            m.running_var.mul_(torch.empty(n).uniform_(0.8, 1.25, generator=g))
+            # floored: a channel that barely varies would have BatchNorm scale float32
+            # rounding up ~300x, and the agreement below would measure that instead
+            m.running_var.clamp_(min=1e-3).mul_(torch.empty(n).uniform_(0.8, 1.25, generator=g))
 state = {{"features." + k: v for k, v in features.state_dict().items()}}
 torch.save(state, {path!r})
 """
@@ -314,6 +318,7 @@ def test_fetch_imagenet_offline_names_the_cache_files(tmp_path):
     assert str(torch_home / "hub" / "checkpoints") in lines["torch"]
     # and a file placed there by hand is found without any network
     name = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5"
+    (keras_home / "models").mkdir()
     (keras_home / "models" / name).write_bytes(b"placed")
     found = json.loads(run_python(_FETCH.format(fw="keras"), **env).strip().splitlines()[-1])
     assert found == str(keras_home / "models" / name)
@@ -383,21 +388,22 @@ def test_two_phases_end_to_end(tmp_path):
     proc = run_compare(*TINY, "--weights", "none", "--fine-tune-epochs", "1",
                        "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    records = {r["framework"]: r for r in records_of(run_dirs(tmp_path)[0])}
+    records = {r.framework: r for r in records_of(run_dirs(tmp_path)[0])}
     assert set(records) == {"keras", "torch"}
+    feature_dim = BACKBONES["mobilenetv2"].feature_dim
     for r in records.values():
-        assert [h["phase"] for h in r["history"]] == ["head", "fine-tune"]
-        assert [h["epoch"] for h in r["history"]] == [1, 2]
-        t = r["transfer"]
+        assert [h["phase"] for h in r.history] == ["head", "fine-tune"]
+        assert [h["epoch"] for h in r.history] == [1, 2]
+        t = r.transfer
         assert t["features_cached"] and [p["inputs"] for p in t["phases"]] == [
             "cached features", "images"]
         head, fine = t["phases"]
-        assert head["trainable_params"] == 1280 * 10 + 10 < fine["trainable_params"] < r["params"]
-        assert fine["lr"] == pytest.approx(r["config"]["optimizer"]["lr"] * 0.1)
-        assert r["train_seconds"] >= sum(r["epoch_seconds"])
+        assert head["trainable_params"] == feature_dim * 10 + 10 < fine["trainable_params"] < r.params
+        assert fine["lr"] == pytest.approx(r.config.optimizer["lr"] * 0.1)
+        assert r.train_seconds >= sum(r.epoch_seconds)
     # each side preprocesses as its backbone expects, and the table says so
-    assert records["keras"]["transfer"]["preprocessing"]["name"] != (
-        records["torch"]["transfer"]["preprocessing"]["name"])
+    assert records["keras"].transfer["preprocessing"]["name"] != (
+        records["torch"].transfer["preprocessing"]["name"])
     table = [line for line in proc.stdout.strip().splitlines()[-4:] if line.startswith("|")]
     assert len(table) == 4 and "keras tf mode" in table[2] and "torchvision mean/std" in table[3]
     assert "features computed once" in proc.stdout
@@ -409,11 +415,28 @@ def test_path_weights_end_to_end_report_feature_agreement(tmp_path, path_weights
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = run_dirs(tmp_path)[0]
     for r in records_of(run_dir):
-        assert [h["phase"] for h in r["history"]] == ["head"]
-        assert r["transfer"]["preprocessing"]["name"] == "torchvision mean/std"
-        assert (run_dir / r["transfer"]["feature_probe"]).is_file()
+        assert [h["phase"] for h in r.history] == ["head"]
+        assert r.transfer["preprocessing"]["name"] == "torchvision mean/std"
+        assert (run_dir / r.transfer["feature_probe"]).is_file()
     report = (run_dir / "report.md").read_text()
     assert "## Transfer learning" in report and "Feature agreement" in report
     used = next(line for line in report.splitlines() if "(used)" in line)
     assert "torchvision's" in used, used  # matching padding is the default with PATH weights
     assert float(re.search(r"max abs difference ([0-9.e+-]+)", used)[1]) < 1e-4, used
+
+
+def test_check_parity_transfer_prints_the_feature_agreement(tmp_path, path_weights):
+    """--check-parity --pipeline transfer: each framework's pooled features of the first test
+    images from the same weights, with the padding used (matching: within float32 noise) and
+    Keras' own (not); nothing is written to --out."""
+    proc = run_compare("--task", "digits", "--pipeline", "transfer", "--weights", path_weights,
+                       "--image-size", "32", "--threads", "1", "--check-parity",
+                       "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if "max abs difference" in line]
+    assert len(lines) == 2, proc.stdout
+    used, other = (next(line for line in lines if ("(used)" in line) == u) for u in (True, False))
+    assert "torchvision's" in used
+    assert float(re.search(r"max abs difference ([0-9.e+-]+)", used)[1]) < 1e-4, used
+    assert float(re.search(r"max abs difference ([0-9.e+-]+)", other)[1]) > 1e-2, other
+    assert not (tmp_path / "out").exists()

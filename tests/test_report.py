@@ -1,0 +1,71 @@
+"""The report text from records: the --repeats table (mean ± std), the Welch difference lines
+and their zero-variance case, the epochs column, and the sweep's at-chance tolerance."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+from scipy import stats
+from tests_support import make_record
+
+from common.report import comparison_table, difference_line, difference_lines
+from common.studies import status
+
+
+def repeats(framework: str, accuracies: list[float]) -> list:
+    return [make_record(framework, repeat=i, seed=i, test_accuracy=a, train_seconds=3.0 + i)
+            for i, a in enumerate(accuracies)]
+
+
+def test_repeats_are_pooled_as_mean_and_std():
+    records = repeats("keras", [0.90, 0.92, 0.94]) + repeats("torch", [0.80, 0.81, 0.85])
+    table = comparison_table(records).set_index("framework")
+    assert list(table.index) == ["keras (n=3)", "torch (n=3)"]
+    assert table.loc["keras (n=3)", "test accuracy"] == "0.9200 ± 0.0200"
+    sd = statistics.stdev([0.80, 0.81, 0.85])
+    assert table.loc["torch (n=3)", "test accuracy"] == f"0.8200 ± {sd:.4f}"
+    assert table.loc["torch (n=3)", "training s"] == "4.0 ± 1.0"
+
+
+def test_difference_line_is_a_welch_interval():
+    keras, torch = [0.90, 0.92, 0.94], [0.80, 0.81, 0.85]
+    line = difference_line(repeats("keras", keras) + repeats("torch", torch), "test_accuracy",
+                           "test accuracy", 100.0, " pp")
+    welch = stats.ttest_ind([100 * a for a in keras], [100 * a for a in torch], equal_var=False)
+    low, high = welch.confidence_interval(0.95)
+    assert line == (f"test accuracy, keras - torch: +10.000 pp, 95% CI [{low:+.3f}, {high:+.3f}] "
+                    f"pp (Welch t-test p={welch.pvalue:.3f}: significant at 5%)")
+
+
+def test_zero_variance_in_both_groups_has_no_interval():
+    same = repeats("keras", [0.9, 0.9]) + repeats("torch", [0.9, 0.9])
+    assert difference_line(same, "test_accuracy", "acc").endswith(
+        "+0.000, zero variance in both groups: not significant")
+    apart = repeats("keras", [0.9, 0.9]) + repeats("torch", [0.8, 0.8])
+    assert difference_line(apart, "test_accuracy", "acc").endswith(
+        "zero variance in both groups: significant")
+
+
+def test_one_run_each_asks_for_repeats_and_one_framework_has_no_difference():
+    line = difference_line(repeats("keras", [0.9]) + repeats("torch", [0.8]), "test_accuracy",
+                           "acc")
+    assert "+0.100" in line and "--repeats 2" in line
+    assert difference_lines(repeats("torch", [0.8, 0.9])) == []
+
+
+def test_epochs_column_flags_early_stops():
+    stopped = make_record("keras", history=make_record("keras").history[:1], stopped_early=True)
+    table = comparison_table([stopped, make_record("torch")]).set_index("framework")
+    assert table.loc["keras", "epochs"] == "1 of 2 (stopped)"
+    assert table.loc["torch", "epochs"] == "2"
+
+
+@pytest.mark.parametrize("accuracy,expected", [
+    (0.1001, "at chance"),  # 10 balanced classes on 360 images: within two standard errors
+    (0.125, "at chance"),
+    (0.16, "ok"),
+    (0.9, "ok"),
+])
+def test_at_chance_uses_a_tolerance(accuracy, expected):
+    assert status(make_record("torch", test_accuracy=accuracy)) == expected
