@@ -49,6 +49,7 @@ import numpy as np
 from PIL import Image
 
 from common.errors import DataError, UserError
+from common.records import write_arrays, write_text
 
 DATA_DIR_ENV = "DLCV_DATA_DIR"
 CACHE_DIR_ENV = "DLCV_CACHE_DIR"
@@ -472,7 +473,7 @@ def _extract_archive(archive: Path, dest_parent: Path, top: str) -> Path:
                                 "good copy")
             shutil.rmtree(target, ignore_errors=True)
             os.replace(Path(tmp) / top, target)
-        _write_atomically(stamp, lambda file: file.write(identity.encode()))
+        write_text(stamp, identity)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
         raise DataError(
             f"cannot extract {archive} into {dest_parent} ({_one_line(error)}); re-download or "
@@ -749,24 +750,10 @@ def _write_array_cache(path: Path, splits: _Splits) -> None:
     # The cache only saves time, so failing to write it must not fail the run. Uncompressed,
     # because compression would make every later load slower.
     try:
-        _write_atomically(path, lambda file: np.savez(file, **splits._asdict()))
+        write_arrays(path, splits._asdict())
     except OSError as error:
         warnings.warn(f"could not write the decoded-array cache {path} ({_one_line(error)}); "
                       "the data will be decoded again next time", stacklevel=3)
-
-
-def _write_atomically(path: Path, write: Callable[[Any], None]) -> None:
-    """Create `path` by calling `write` on a temporary file in the same folder, then os.replace,
-    so readers (and concurrent runs) never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            write(file)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ----------------------------------------------------------------------------- validation

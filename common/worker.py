@@ -41,7 +41,8 @@ from common.init import initial_weights  # noqa: E402
 from common.loop import TRANSFER_EVAL_BATCH_SIZE, Callbacks, FitResult, Trainer, fit  # noqa: E402
 from common.metrics import confusion, score, worst_predictions  # noqa: E402
 from common.parity import parity_batch  # noqa: E402
-from common.records import GridPoint, GridRecord, RunRecord, read_json, write_json, write_text  # noqa: E402
+from common.records import (GridPoint, GridRecord, RunRecord, read_json, write_arrays,  # noqa: E402
+                            write_json, write_text)
 from common.specs import count_params  # noqa: E402
 from common.splits import index_hash, make_split  # noqa: E402
 from common.tasks import load_dataset  # noqa: E402
@@ -285,7 +286,7 @@ def fit_transfer(framework: str, job: Job, data: PreparedData,
                    "preprocessing": asdict(model.preprocessing), "padding": model.padding_name}
     if is_path(spec.weights):  # the pretrained bases' features, for the agreement check
         path = probe_path(job.record_path)
-        np.savez(path, **model.probe(data.x_test[:PROBE_IMAGES]))
+        write_arrays(path, model.probe(data.x_test[:PROBE_IMAGES]))
         facts["feature_probe"] = path.name
 
     cached = features_cacheable(cfg.augment)
@@ -451,7 +452,7 @@ def run_parity_job(framework: str, cases: list[dict], out: str) -> None:
                                         case["optimizers"])
         arrays.update({f"{case['name']}|{k}": v for k, v in outputs.items()})
         arrays[f"{case['name']}|params"] = np.array(parity.count_model_params(arch, shape, classes))
-    np.savez(out, **arrays)
+    write_arrays(out, arrays)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -477,8 +478,8 @@ def run(framework: str, job: dict) -> None:
             print(transfer.convert_path_weights(spec, job["cache_dir"]))
         else:
             impl(framework, "train").setup(job["threads"], 0, True)
-            np.savez(job["out"], **transfer.probe(spec, np.load(job["images"]),
-                                                   job["cache_dir"]))
+            write_arrays(job["out"], transfer.probe(spec, np.load(job["images"]),
+                                                    job["cache_dir"]))
     else:
         raise ValueError(f"unknown job kind {kind!r}")
 

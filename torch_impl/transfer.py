@@ -23,6 +23,7 @@ from torch import nn
 from common.config import RunConfig
 from common.errors import UserError
 from common.loop import TRANSFER_EVAL_BATCH_SIZE
+from common.records import write_arrays
 from common.transfer import (
     PADDING_ALIKE, PADDING_TORCHVISION, Preprocessing, TransferSpec, converted_weights_path,
     download_failure, head_weights, is_path,
@@ -95,14 +96,9 @@ def convert_path_weights(spec: TransferSpec, cache_dir: str | None) -> Path:
     if len(state) != expected:
         raise UserError(f"--weights {spec.weights}: {len(state)} tensors, but a torchvision "
                         f"{spec.backbone} feature state dict has {expected}")
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("wb") as f:  # a file object: np.savez would append .npz to a name
-            np.savez(f, **{k: v.detach().cpu().numpy() for k, v in state.items()})
-        os.replace(tmp, out)  # atomic: a reader never sees half a file
+        write_arrays(out, {k: v.detach().cpu().numpy() for k, v in state.items()})
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write converted weights to {out.parent} ({err.strerror}); "
                         "--cache-dir moves them") from None
     return out
