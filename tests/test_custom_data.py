@@ -148,8 +148,8 @@ def test_folder_and_csv_tasks_end_to_end(tmp_path, image_folder):
                            "--epochs", "10", "--batch-size", "8", "--out", str(out))
         assert proc.returncode == 0, proc.stderr[-2000:]
         records = records_of(run_dirs(out)[0])
-        assert {r["framework"] for r in records} == {"keras", "torch"}
+        assert {r.framework for r in records} == {"keras", "torch"}
         for r in records:
-            assert r["class_names"] == ["blue", "red"]
-            assert r["test_accuracy"] >= 0.9, (task, r["framework"], r["test_accuracy"])
+            assert r.class_names == ["blue", "red"]
+            assert r.test_accuracy >= 0.9, (task, r.framework, r.test_accuracy)
         assert (run_dirs(out)[0] / "curves.png").exists()
