@@ -35,7 +35,7 @@ from common.figures import plot_sweep
 from common.launch import run_worker
 from common.loop import Callbacks
 from common.optim import OPTIMIZERS
-from common.records import (GridRecord, RecordError, RunRecord, StudyRow, read_grid_record,
+from common.records import (RecordError, RunRecord, StudyRow, read_grid_record,
                             read_record, write_json, write_text)
 from common.report import best_table, grid_report, grid_tables, sweep_report, sweep_table
 from common.tasks import task_slug
@@ -219,12 +219,13 @@ def set_aside(path: Path, err: RecordError) -> None:
           file=sys.stderr, flush=True)
 
 
-def finished_record(path: Path) -> RunRecord | None:
-    """The record at `path` if it is a finished run; a corrupt or truncated file is set aside."""
+def finished(path: Path, read: Callable[[Path], Any] = read_record) -> Any:
+    """The record at `path` if it is a finished run (None if absent); a corrupt or truncated
+    file is set aside, so its run is repeated."""
     if not path.exists():
         return None
     try:
-        return read_record(path)
+        return read(path)
     except RecordError as err:
         set_aside(path, err)
         return None
@@ -248,7 +249,7 @@ def run_sweep(folder: Path, points: list[dict], configs: list[RunConfig], framew
     """
     failed: list[str] = []
     todo = [(p, c, fw) for p, c in zip(points, configs) for fw in frameworks
-            if finished_record(record_path(folder, p, fw)) is None]
+            if finished(record_path(folder, p, fw)) is None]
     done = len(points) * len(frameworks) - len(todo)
     if done:
         print(f"Resuming {folder}: {done} finished run(s) kept, {len(todo)} to go",
@@ -297,7 +298,7 @@ def sweep_rows(folder: Path, points: list[dict], frameworks: tuple) -> list[Stud
     rows = []
     for point in points:
         for framework in frameworks:
-            record = finished_record(record_path(folder, point, framework))
+            record = finished(record_path(folder, point, framework))
             if record is None:
                 rows.append(StudyRow(point={k: SETTINGS[k].label(v) for k, v in point.items()},
                                      framework=framework, status="not run"))
@@ -355,16 +356,6 @@ def grid_record_path(folder: Path, framework: str) -> Path:
     return folder / f"grid-{framework}.json"
 
 
-def finished_grid(path: Path) -> GridRecord | None:
-    if not path.exists():
-        return None
-    try:
-        return read_grid_record(path)
-    except RecordError as err:
-        set_aside(path, err)
-        return None
-
-
 def grid_study(folder: Path, study: Study, configs: list[RunConfig], frameworks: tuple, cv: int,
                command: str) -> int:
     """Run (or finish) a grid search per framework, write report.md, print the tables last.
@@ -380,7 +371,7 @@ def grid_study(folder: Path, study: Study, configs: list[RunConfig], frameworks:
     try:
         for framework in frameworks:
             path = grid_record_path(folder, framework)
-            if finished_grid(path) is not None:
+            if finished(path, read_grid_record) is not None:
                 print(f"{framework}: grid already finished in {folder}, kept", file=sys.stderr)
                 continue
             job = GridJob(keys=tuple(keys), labels=tuple(labels(keys, c) for c in configs),
@@ -394,7 +385,8 @@ def grid_study(folder: Path, study: Study, configs: list[RunConfig], frameworks:
     except KeyboardInterrupt:
         failed.append("interrupted")
 
-    records = [r for fw in frameworks if (r := finished_grid(grid_record_path(folder, fw)))]
+    records = [r for fw in frameworks
+               if (r := finished(grid_record_path(folder, fw), read_grid_record))]
     if records:
         write_text(folder / "report.md", grid_report(records, keys, command))
         print(f"\nResults: {folder}/report.md")
