@@ -1,6 +1,11 @@
 """Train the same CNN in Keras and PyTorch on one shared split and compare them.
 
     python compare.py --task cifar10 --framework both
+    python compare.py report results/ --sort test_accuracy      # one table across runs
+
+From Python (a notebook): `compare.run(task="digits", epochs=5)` takes the flags as keyword
+arguments, runs exactly what the command line runs and returns the table as a DataFrame;
+`compare.load("results/")` returns the table across runs that `report` prints.
 
 Reads top to bottom: parse flags -> resolve and check every flag and combination (no I/O) ->
 load the data once and check it against the configuration -> run each framework in its own
@@ -18,19 +23,24 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from common.augment import AUGMENTATIONS, parse_augment
 from common.config import DEVICES, FRAMEWORKS, INITS, RunConfig
 from common.errors import UserError
-from common.figures import write_figures
-from common.launch import ROOT, call_worker, command_line, new_run_dir, run_parity, run_worker
+from common.figures import plot_cross_run, write_figures
+from common.launch import (ROOT, call_worker, command_line, forwarded_output, new_run_dir,
+                           run_parity, run_worker)
 from common.loop import Callbacks
 from common.optim import OPTIMIZERS, resolve_optimizer
 from common.parity import case_to_dict, default_optimizers
-from common.records import run_records, write_json, write_text
+from common.records import collect_records, run_records, write_json, write_text
 from common.report import agreement_lines, markdown_table, parity_table, render_report
-from common.report import difference_lines, transfer_lines
-from common.specs import PRESETS, customize, get_preset, layer_table, parse_filters
+from common.report import (CONFIG_KEYS, DEFAULT_METRICS, FORMATS, METRICS, cross_run,
+                           difference_lines, render_cross_run, results_csv, transfer_lines)
+from common.specs import PRESETS, customize, get_arch, layer_table, parse_filters
 from common.splits import make_split
 from common.studies import (GRID_KEYS, SWEEP_KEYS, Study, grid_study, parse_study, product,
                             study_folder, sweep_study)
@@ -43,10 +53,11 @@ from common.worker import Job
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line on stderr (no usage dump) and exit status 2."""
+    """argparse, but a bad flag is a UserError: one line on stderr (no usage dump) and exit
+    status 2 from the command line, the same message as an exception from compare.run."""
 
     def error(self, message: str):
-        self.exit(2, f"error: {message} (see --help)\n")
+        raise UserError(f"{message} (see --help)")
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -100,9 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "or csv:FILE (rows of filename,label; with --image-dir)")
     g.add_argument("--framework", default="both", choices=("both", *FRAMEWORKS),
                    help="which frameworks to train, each in its own process")
-    g.add_argument("--model", choices=tuple(PRESETS),
-                   help="architecture preset (default: the task's own: "
-                   + ", ".join(f"{t}={d.model}" for t, d in TASKS.items()) + ")")
+    g.add_argument("--model", metavar="PRESET|FILE.toml",
+                   help="architecture: a preset (" + ", ".join(PRESETS) + ") or an architecture "
+                   "file (TOML: a list of [[layer]] tables; README, 'Model presets') (default: the "
+                   "task's own: " + ", ".join(f"{t}={d.model}" for t, d in TASKS.items()) + ")")
     g.add_argument("--check-parity", action="store_true",
                    help="print how closely the frameworks agree (logits, one step of every "
                    "optimizer) for the chosen model with shared weights, then stop")
@@ -127,13 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--split-seed", type=int, default=0, help="seed of the train/val split "
                    "(fixed across --repeats)")
     g = p.add_argument_group("model knobs (override the preset)")
-    g.add_argument("--filters", help="conv filters: ',' between convs, '/' between blocks, "
-                   "e.g. 32,64/64,128")
+    g.add_argument("--filters", help="conv filters: ',' between convs, '/' between the groups "
+                   "of convs that a pool closes, e.g. 32,64/64,128 (extra groups copy the last)")
     g.add_argument("--kernel-size", type=int, help="kernel size of every conv")
     g.add_argument("--dense", type=_int_list, help="hidden dense sizes, e.g. 256,64")
-    g.add_argument("--dropout", type=float, help="dropout after the first hidden dense layer")
+    g.add_argument("--dropout", type=float, help="dropout after the first hidden dense layer "
+                   "(0: none)")
     g.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
-                   help="batch norm after every conv")
+                   help="batch norm after every conv, before its activation (--no-batch-norm: "
+                   "remove every batch norm layer)")
     g = p.add_argument_group("transfer learning (--pipeline transfer)")
     g.add_argument("--pipeline", default="cnn", choices=PIPELINES,
                    help="cnn: the preset CNN; transfer: a pretrained backbone with a new head, "
@@ -244,7 +258,7 @@ def config_from_args(args: argparse.Namespace, pool_size: int | None = None) -> 
         val_size = task.val_size if task.val_size is not None else max(1, (pool_size or 10) // 10)
     model = args.model or task.model
     arch = customize(
-        get_preset(model),
+        get_arch(model),
         filters=parse_filters(args.filters) if args.filters else None,
         kernel_size=args.kernel_size, dense=args.dense, dropout=args.dropout,
         batch_norm=args.batch_norm,
@@ -290,9 +304,11 @@ def resolve(args: argparse.Namespace, argv: list[str] | None,
         raise UserError("--repeats must be at least 1")
     if args.early_stopping is not None and args.early_stopping < 1:
         raise UserError("--early-stopping PATIENCE must be at least 1")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {args.out} is a file; give a folder (it is created if missing)")
+    out = Path(args.out).expanduser().absolute()
+    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UserError(f"--out {args.out}: {blocking} is a file; give a folder (it is created "
+                        "if missing)")
     study_kind = "grid" if args.grid else "sweep" if args.sweep else None
     if study_kind:
         if args.grid and args.sweep:
@@ -343,16 +359,23 @@ def check_data(plan: Plan, ds: Dataset) -> None:
 def check_weights(plan: Plan) -> None:
     """Before anything is written: PATH weights are converted once for Keras by a PyTorch
     process (which reads them with torch.load, weights_only); `imagenet` weights must be in each
-    framework's cache (downloaded now unless --no-download)."""
+    framework's cache (downloaded now unless --no-download). A backbone torchvision lacks
+    (`torch_from_keras`: ResNet50V2) runs Keras' ImageNet weights on the PyTorch side too: a
+    Keras process fetches them and converts them once to plain arrays for the PyTorch twin (so
+    offline, the one line names Keras' file also for --framework torch)."""
     cfg, spec = plan.config, plan.config.transfer
     job = {"spec": dataclasses.asdict(spec), "cache_dir": cfg.cache_dir}
     if is_path(spec.weights):
         call_worker("torch", {"kind": "convert", **job})
     elif spec.weights == "imagenet":  # every framework's missing file named in the one line
+        kinds = {framework: "fetch" for framework in plan.frameworks}
+        if "torch" in kinds and spec.info.torch_from_keras:
+            del kinds["torch"]
+            kinds["keras"] = "convert-imagenet"  # fetches Keras' file too: one job, one line
         errors = []
-        for framework in plan.frameworks:
+        for framework, kind in kinds.items():
             try:
-                call_worker(framework, {"kind": "fetch", **job, "download": cfg.download})
+                call_worker(framework, {"kind": kind, **job, "download": cfg.download})
             except UserError as err:
                 errors.append(str(err))
         if errors:
@@ -396,8 +419,9 @@ def check_transfer_parity(plan: Plan, ds: Dataset) -> None:
         print(line)
 
 
-def run_comparison(plan: Plan, ds: Dataset, out: str, plots: bool) -> int:
-    """Each framework in its own process, per repeat; then the report from the records."""
+def run_comparison(plan: Plan, ds: Dataset, out: str, plots: bool) -> Path:
+    """Each framework in its own process, per repeat; then the report from the records.
+    Returns the run folder."""
     cfg = plan.config
     try:
         run_dir = new_run_dir(out, cfg.task)
@@ -431,17 +455,19 @@ def run_comparison(plan: Plan, ds: Dataset, out: str, plots: bool) -> int:
         figures = write_figures(records, ds.x_test, run_dir) if plots else ""
         transfer = transfer_lines(records, run_dir)  # [] for the CNN pipeline
         write_text(run_dir / "report.md", render_report(records, run_config, transfer, figures))
+        write_text(run_dir / "results.csv", results_csv(run_dir))
         print(f"\nResults: {run_dir}/report.md\n")
         for line in transfer + difference_lines(records):
             print(line)
         print(markdown_table(records))
     if failed:
         raise UserError(f"run failed: {', '.join(failed)}; completed records are in {run_dir}")
-    return 0
+    return run_dir
 
 
-def main(argv: list[str] | None = None) -> int:
-    """parse -> resolve (every check) -> load the data once -> parity, study or comparison."""
+def execute(argv: list[str] | None = None) -> Path | None:
+    """parse -> resolve (every check) -> load the data once -> parity, study or comparison.
+    Returns the folder written (None for --check-parity)."""
     args = build_parser().parse_args(argv)
     plan = resolve(args, argv)
     check_devices(plan)
@@ -449,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = plan.config
     if args.check_parity and not cfg.transfer and task is not OWN_IMAGES:
         check_parity(cfg, task.input_shape, task.num_classes)  # shapes only: no data needed
-        return 0
+        return None
     ds = load_dataset(cfg.task, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir,
                       download=cfg.download, image_size=cfg.image_size, image_dir=cfg.image_dir)
     if is_own_images(cfg.task):  # the validation size depends on the pool: resolve again
@@ -464,14 +490,189 @@ def main(argv: list[str] | None = None) -> int:
         check_parity(cfg, input_shape(ds), len(ds.class_names))
     elif plan.study_kind == "grid":
         folder = study_folder(args.out, "grid", cfg, plan.callbacks, plan.study, args.cv)
-        return grid_study(folder, plan.study, list(plan.points), plan.frameworks, args.cv,
-                          plan.command)
+        grid_study(folder, plan.study, list(plan.points), plan.frameworks, args.cv, plan.command)
+        return folder
     elif plan.study_kind == "sweep":
         folder = study_folder(args.out, "sweep", cfg, plan.callbacks, plan.study)
-        return sweep_study(folder, plan.study, list(plan.points), plan.frameworks,
-                           plan.callbacks, plan.command, plots=not args.no_plots)
+        sweep_study(folder, plan.study, list(plan.points), plan.frameworks, plan.callbacks,
+                    plan.command, plots=not args.no_plots)
+        return folder
     else:
         return run_comparison(plan, ds, args.out, plots=not args.no_plots)
+    return None
+
+
+# ----------------------------------------------------------------------------- across runs
+
+
+OUT_FORMATS = {".md": "markdown", ".tex": "latex", ".csv": "csv", ".html": "html",
+               ".htm": "html"}
+
+
+def build_report_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(
+        prog="compare.py report", formatter_class=DefaultsFormatter,
+        description="One table across runs: every run record (record-*.json) under the given "
+        "folders, a row per run and framework (repeats pooled as mean ± std); columns: the "
+        "configuration values that differ between the selected runs, then the metrics; the "
+        "values they share are listed once above the table. Unreadable records (corrupt, or "
+        "written by an older version) are skipped with one warning line each.",
+        epilog="KEYS (for --sort, --filter, --columns): run, framework, "
+        + ", ".join(CONFIG_KEYS) + " (and any optimizer setting: beta_1, epsilon, ...); "
+        "metrics: " + ", ".join(METRICS) + ". Spaces or dashes may stand for '_'.")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="run folders, study folders or any folder above them (searched "
+                   "recursively), or record files")
+    p.add_argument("--format", choices=FORMATS, help="default: from --out's suffix (.md .tex "
+                   ".csv .html), else markdown; latex: booktabs; csv: numbers as numbers, "
+                   "shared values as columns")
+    p.add_argument("--transpose", action="store_true",
+                   help="runs in columns, quantities in rows")
+    p.add_argument("--sort", metavar="KEY", help="order the rows by KEY (ascending; empty "
+                   "values last); default: by run folder")
+    p.add_argument("--descending", action="store_true", help="with --sort: largest first")
+    p.add_argument("--filter", action="append", metavar="KEY=VALUE",
+                   help="keep the rows whose KEY is VALUE (numbers compare as numbers: "
+                   "lr=1e-2 matches 0.01); repeat for more, all must match")
+    p.add_argument("--columns", metavar="KEY,KEY,...",
+                   help="exactly these columns, in this order (default: the run folder and "
+                   "configuration keys that differ, framework, " + ", ".join(
+                       DEFAULT_METRICS) + ")")
+    p.add_argument("--plot", action="store_true",
+                   help="also draw validation loss and accuracy per epoch (a line per run and "
+                   "framework) and test accuracy against training seconds into a PNG beside "
+                   "--out (or <first PATH>/crossrun.png), linked from a markdown report")
+    p.add_argument("--out", metavar="FILE", help="also write the table to FILE (atomically)")
+    return p
+
+
+def report_command(argv: list[str], echo: bool = True) -> pd.DataFrame:
+    """`compare.py report PATH...`: collect the records, build the table across runs, write
+    what was asked for, print the table last (echo). Returns the table's DataFrame."""
+    args = build_report_parser().parse_args(argv)
+    out = Path(args.out).expanduser() if args.out else None
+    if out is not None:
+        if out.is_dir():
+            raise UserError(f"--out {args.out} is a folder; give a file name such as table.md")
+        blocking = next((p for p in out.absolute().parents if p.exists() and not p.is_dir()),
+                        None)
+        if blocking is not None:
+            raise UserError(f"--out {args.out}: {blocking} is a file, not a folder")
+    fmt = args.format or (OUT_FORMATS.get(out.suffix.lower(), "markdown") if out else "markdown")
+    found, problems = collect_records(args.paths)
+    for problem in problems:  # named, never dropped silently
+        print(f"warning: {problem}; skipped", file=sys.stderr, flush=True)
+    if not found:
+        raise UserError("no readable run record (record-*.json) under "
+                        + ", ".join(args.paths))
+    columns = [c for c in args.columns.split(",") if c.strip()] if args.columns else None
+    table = cross_run([(f.run, f.path.name, f.record) for f in found], args.filter, args.sort,
+                      args.descending, columns)
+    written = []
+    figure = None
+    if args.plot:
+        first = Path(args.paths[0]).expanduser()
+        base = (out.with_suffix("") if out else
+                (first if first.is_dir() else first.parent) / "crossrun")
+        figure = base.with_name(base.name + ".png")
+        plot_cross_run(table.labels, table.groups, figure)
+        report = out if out is not None and fmt == "markdown" else base.with_name(
+            base.name + (".md" if out is None or out.suffix != ".md" else "-figures.md"))
+        if report != out:  # the figure is linked from a markdown report beside it
+            write_text(report, render_cross_run(table, "markdown", args.transpose, figure.name))
+            written.append(f"Report: {report}")
+        written.insert(0, f"Figure: {figure}")
+    linked = figure is not None and out is not None and fmt == "markdown"
+    text = render_cross_run(table, fmt, args.transpose, figure.name if linked else None)
+    if out is not None:
+        write_text(out, text)
+        written.append(f"Table: {out}")
+    if echo:
+        for line in written:
+            print(line)
+        print(("\n" if written else "") + text, end="")
+    frame = table.frame
+    frame.attrs.update(shared=table.shared, labels=table.labels, skipped=problems)
+    return frame
+
+
+# ----------------------------------------------------------------------------- from Python
+
+
+def flags_to_argv(parser: argparse.ArgumentParser, options: dict[str, Any]) -> list[str]:
+    """Keyword arguments -> the flags they mirror (`batch_size=64` -> `--batch-size 64`), so the
+    same parser and checks see them. True: the flag; False: its `--no-` form (or nothing);
+    None: left out; a list: the flag repeated (--grid, --sweep, --filter) or comma-joined
+    (dense=(256, 64)). An unknown name reaches the parser, which names it."""
+    actions = {a.dest: a for a in parser._actions if a.option_strings}
+    argv: list[str] = []
+
+    def given(flag: str, value: Any) -> list[str]:  # as typed; '=' keeps '-1' a value
+        text = str(value)
+        return [f"{flag}={text}"] if text.startswith("-") else [flag, text]
+
+    for name, value in options.items():
+        action = actions.get(name)
+        flag = action.option_strings[0] if action else "--" + name.replace("_", "-")
+        if value is None:
+            continue
+        if isinstance(action, argparse.BooleanOptionalAction):
+            argv.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, bool) and (action is None or action.nargs == 0):
+            argv += [flag] if value else []
+        elif isinstance(action, argparse._AppendAction):
+            for v in value if isinstance(value, (list, tuple)) else [value]:
+                argv += given(flag, v)
+        elif isinstance(value, (list, tuple)):
+            argv += given(flag, ",".join(str(v) for v in value))
+        else:
+            argv += given(flag, value)
+    return argv
+
+
+def run(task: str, **options: Any) -> pd.DataFrame | None:
+    """Run what `python compare.py --task TASK --FLAG VALUE ...` runs, from Python.
+
+    Keyword arguments mirror the flags (`framework="both", epochs=5, batch_size=64,
+    no_plots=True, sweep=["lr=0.1,0.01"]`), go through the same parser and checks, and write
+    the same folder. Every framework process's per-epoch lines are forwarded to sys.stdout, so
+    a notebook cell shows progress. Returns the table (compare.load of the folder written; a
+    --grid study: its results.csv) with the folder in `df.attrs["run_dir"]`; None for
+    check_parity=True, which prints its table. A bad value or a failed run raises
+    common.errors.UserError with the command line's one-line message."""
+    with forwarded_output():
+        folder = execute(flags_to_argv(build_parser(), {"task": task, **options}))
+    if folder is None:
+        return None
+    if options.get("grid"):
+        frame = pd.read_csv(folder / "results.csv")
+    else:
+        frame = report_command([str(folder)], echo=False)
+    frame.attrs["run_dir"] = folder
+    return frame
+
+
+def load(*paths: str | Path, **options: Any) -> pd.DataFrame:
+    """The table across runs that `python compare.py report PATH...` prints, as a DataFrame
+    (numbers as numbers: a metric column holds the mean, `<metric>_std` and `n` follow where
+    repeats are pooled). Keyword arguments mirror report's flags: sort="test_accuracy",
+    descending=True, filter=["lr=0.01"], columns="lr,framework,test_accuracy", plot=True,
+    out="table.tex". The shared configuration is in `df.attrs["shared"]`, the skipped records'
+    lines in `df.attrs["skipped"]` (also printed as warnings)."""
+    argv = [str(p) for p in paths] + flags_to_argv(build_report_parser(), options)
+    return report_command(argv, echo=False)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`report PATH...` builds the table across runs; anything else runs (execute)."""
+    words = sys.argv[1:] if argv is None else argv
+    if words[:1] == ["report"]:
+        report_command(words[1:])
+    else:
+        execute(argv)
     return 0
 
 
@@ -485,6 +686,9 @@ def cli() -> int:
     except KeyboardInterrupt:
         print("error: interrupted; finished records are kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `compare.py report ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 0
 
 
 if __name__ == "__main__":

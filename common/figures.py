@@ -163,3 +163,44 @@ def plot_sweep(rows: list[StudyRow], key: str, numeric: bool, log_axis: bool, pa
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
+
+
+def plot_cross_run(labels: list[str], groups: list[list[RunRecord]], path: Path) -> None:
+    """Across runs (`compare.py report --plot`): validation loss and accuracy per epoch, one
+    line per run and framework (its repeat 0), and test accuracy against training seconds, one
+    point per run and framework (the mean over its repeats). A run's configuration keeps one
+    colour; the framework sets line style and marker, as in the run's own curves."""
+    legend_rows = -(-len(labels) // 4)  # four entries a row, below the panels
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4 + 0.25 * legend_rows))
+    colours = plt.get_cmap("tab10" if len(groups) <= 20 else "tab20")
+    configs: dict[str, int] = {}
+    for label, records in zip(labels, groups):
+        first = min(records, key=lambda r: r.repeat)
+        framework = first.framework
+        config = label.rsplit(" ", 1)[0] if label.endswith(f" {framework}") else label
+        colour = colours(configs.setdefault(config, len(configs)) % colours.N)
+        style = {**FRAMEWORK_STYLE.get(framework, {}), "color": colour}
+        style["linestyle"] = "-" if framework == "keras" else "--"
+        epochs = [h["epoch"] for h in first.history]
+        for ax, key in zip(axes, ("val_loss", "val_accuracy")):
+            ax.plot(epochs, [h[key] for h in first.history], label=label, **style)
+        axes[2].plot([np.mean([r.train_seconds for r in records])],
+                     [np.mean([r.test_accuracy for r in records])], linestyle="none",
+                     marker=style.get("marker", "o"), markersize=10, color=colour,
+                     markeredgewidth=2, alpha=0.8, label=label)
+    for ax, (title, xlabel, ylabel) in zip(axes, (
+            ("validation loss", "epoch", "cross-entropy loss"),
+            ("validation accuracy", "epoch", "accuracy"),
+            ("test accuracy against training time", "training seconds", "test accuracy"))):
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    for ax in axes[:2]:
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(4, len(names)), fontsize=9,
+               frameon=False)
+    fig.tight_layout(rect=(0, (0.25 * legend_rows + 0.15) / (4.4 + 0.25 * legend_rows), 1, 1))
+    save_figure(fig, path)
+    plt.close(fig)

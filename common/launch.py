@@ -3,16 +3,25 @@
 Every framework job runs as `python -m common.worker FRAMEWORK JOB.json` (see common.worker), one
 framework per process: TensorFlow and PyTorch in one process can crash here. This module never
 imports a framework; it also owns the run-folder naming and the recorded command line.
+
+A framework process writes its progress straight to the terminal. Inside `forwarded_output`
+(compare.run, for notebooks: a Jupyter or Colab cell does not show what a child process writes
+to the kernel's own stdout) its output comes through a pipe instead, line by line, to the
+parent's sys.stdout; on a pipe tqdm turns its bars off, so that is the per-epoch lines.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -29,12 +38,43 @@ def command_line(argv: list[str] | None) -> str:
     return "python compare.py " + shlex.join(sys.argv[1:] if argv is None else argv)
 
 
+# Where framework processes' output goes inside `forwarded_output`; None: the terminal.
+_FORWARD: ContextVar[Callable[[str], None] | None] = ContextVar("forward", default=None)
+
+
+def to_stdout(line: str) -> None:
+    sys.stdout.write(line)  # looked up per line: a notebook or pytest may have replaced it
+    sys.stdout.flush()
+
+
+@contextmanager
+def forwarded_output(write: Callable[[str], None] = to_stdout) -> Iterator[None]:
+    """Within the block, every framework process's stdout and stderr lines go to `write`."""
+    token = _FORWARD.set(write)
+    try:
+        yield
+    finally:
+        _FORWARD.reset(token)
+
+
 def run_worker(framework: str, job: dict, job_path: Path) -> int:
-    """Write the job file, run it; the framework's progress goes straight to the terminal.
-    Returns the exit status (130: interrupted)."""
+    """Write the job file, run it; the framework's progress goes straight to the terminal (or
+    through `forwarded_output`). Returns the exit status (130: interrupted)."""
     write_json(job_path, job)
-    return subprocess.call([sys.executable, "-m", "common.worker", framework, str(job_path)],
-                           cwd=ROOT)
+    command = [sys.executable, "-m", "common.worker", framework, str(job_path)]
+    write = _FORWARD.get()
+    if write is None:
+        return subprocess.call(command, cwd=ROOT)
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, bufsize=1,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"}) as proc:
+        try:
+            for line in proc.stdout:
+                write(line)
+            return proc.wait()
+        except BaseException:  # e.g. a notebook's interrupt: the framework process stops too
+            proc.kill()
+            raise
 
 
 def call_worker(framework: str, job: dict) -> str:

@@ -49,6 +49,12 @@ class RunRecord:
     test_size: int
     test_accuracy: float
     test_loss: float
+    # the tested weights (after restore-best) scored in inference mode on the training and
+    # validation splits: the three accuracies a lab reports, all of the same weights
+    train_accuracy: float
+    train_loss: float
+    val_accuracy: float
+    val_loss: float
     train_seconds: float
     epoch_seconds: list[float]
     first_epoch_overhead_seconds: float
@@ -257,3 +263,43 @@ def run_records(run_dir: str | Path) -> list[RunRecord]:
     """All run records of a run folder, in a stable order (framework, then repeat)."""
     records = [read_record(p) for p in sorted(Path(run_dir).glob("record-*.json"))]
     return sorted(records, key=lambda r: (r.framework, r.repeat))
+
+
+@dataclass(frozen=True)
+class Found:
+    """A run record found under a folder given to `compare.py report`."""
+
+    path: Path  # the record file
+    run: str  # its run (or study) folder, relative to the folder it was found under
+    record: RunRecord
+
+
+def collect_records(paths: list[str | Path]) -> tuple[list[Found], list[str]]:
+    """Every `record-*.json` under `paths` (run folders, study folders, any parent folder,
+    searched recursively, or record files themselves), each once. Returns the readable records
+    and one line per file that is not (corrupt, truncated, or an older version without a
+    needed field: a RecordError), so a caller can skip those without dropping any silently.
+    A path that does not exist is a UserError."""
+    found: list[Found] = []
+    problems: list[str] = []
+    seen: set[Path] = set()
+    for given in paths:
+        root = Path(given).expanduser()
+        if not root.exists():
+            raise UserError(f"{given}: no such file or folder")
+        files = [root] if root.is_file() else sorted(root.rglob("record-*.json"))
+        for path in files:
+            resolved = path.resolve()
+            if resolved in seen:
+                continue
+            seen.add(resolved)
+            try:
+                record = read_record(path)
+            except RecordError as err:
+                problems.append(str(err))
+                continue
+            folder = path.parent.resolve()
+            base = root.resolve() if root.is_dir() else folder
+            rel = folder.relative_to(base) if folder.is_relative_to(base) else folder
+            found.append(Found(path, folder.name if str(rel) == "." else str(rel), record))
+    return found, problems

@@ -3,23 +3,34 @@
 - the run table (fixed columns: README "Reading the table"; with --repeats each cell is
   mean ± std) and the Keras - PyTorch difference lines with a 95% Welch interval;
 - the run's report.md; the --check-parity table; the transfer-learning section;
-- the sweep table and the grid tables of the hyperparameter studies.
+- the sweep table and the grid tables of the hyperparameter studies;
+- the table across runs (`compare.py report`, compare.load): records flattened to named
+  configuration values and metrics, pooled per run and framework, in markdown, LaTeX, CSV or
+  HTML; and each invocation's results.csv (one row per record).
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import math
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from common.config import RunConfig
+from common.errors import UserError
+from common.loop import Callbacks
 from common.parity import TOLERANCE
-from common.records import GridRecord, RunRecord, StudyRow
+from common.records import GridRecord, RunRecord, StudyRow, collect_records
+from common.specs import (conv_batch_norm, conv_filters, conv_kernel, dense_dropout,
+                          hidden_dense)
 from common.transfer import (PADDING_KERAS, PADDING_TORCHVISION, TransferSpec, get_backbone,
                              is_path)
 
@@ -358,3 +369,372 @@ def grid_report(records: list[GridRecord], keys: list[str], command: str) -> str
               "(model build, compilation and training), as scikit-learn times it.", ""]
     return "\n".join(lines)
 
+
+
+# ----------------------------------------------------------------------------- across runs
+#
+# `compare.py report PATH...`, compare.load and compare.run: one table over many runs' records.
+# Each record is flattened to named values: its configuration, under the names of compare.py's
+# flags without the dashes (lr, batch_size, filters, dense, augment, train_size, ...; CONFIG_KEYS)
+# and its metrics (METRICS). Records of one run folder whose configuration differs only in a
+# repeat's seed are pooled into one row per framework (mean ± std, as in the run table). The
+# columns are the configuration values that differ between the selected rows, then the metrics;
+# the values every row shares are listed once, above the table.
+
+# Where the data is read from, not what is trained: never a column.
+NOT_COLUMNS = ("data_dir", "cache_dir", "image_dir", "download")
+
+# The configuration keys, in column order (a transfer run has no conv `filters`, a CNN no
+# `backbone`: theirs are empty). Settings added to RunConfig or an optimizer later appear after
+# these, under their own names.
+CONFIG_KEYS = (
+    "task", "pipeline", "model", "backbone", "weights", "filters", "kernel_size", "batch_norm",
+    "dense", "dropout", "image_size",
+    "fine_tune_layers", "fine_tune_lr", "fine_tune_epochs", "match_padding", "optimizer", "lr",
+    "momentum", "batch_size", "epochs", "early_stopping", "reduce_lr_on_plateau", "min_delta",
+    "restore_best", "init", "augment", "seed", "split_seed", "train_size", "val_size",
+    "test_size", "device", "threads", "deterministic",
+)
+
+
+@dataclass(frozen=True)
+class Metric:
+    read: Callable[[RunRecord], float]
+    digits: int  # decimals in the printed table
+
+
+METRICS: dict[str, Metric] = {
+    "train_accuracy": Metric(lambda r: r.train_accuracy, 4),
+    "val_accuracy": Metric(lambda r: r.val_accuracy, 4),
+    "test_accuracy": Metric(lambda r: r.test_accuracy, 4),
+    "train_loss": Metric(lambda r: r.train_loss, 4),
+    "val_loss": Metric(lambda r: r.val_loss, 4),
+    "test_loss": Metric(lambda r: r.test_loss, 4),
+    "train_seconds": Metric(lambda r: r.train_seconds, 1),
+    "seconds_per_epoch": Metric(steady_epoch_seconds, 2),
+    "first_epoch_overhead_seconds": Metric(lambda r: r.first_epoch_overhead_seconds, 2),
+    "epochs_run": Metric(lambda r: len(r.history), 0),
+    "best_epoch": Metric(lambda r: r.best_epoch, 0),
+    "params": Metric(lambda r: r.params, 0),
+}
+# Test metrics first: a DataFrame printed in an 80-column terminal keeps its first columns.
+DEFAULT_METRICS = ("test_accuracy", "test_loss", "train_seconds", "seconds_per_epoch",
+                   "train_accuracy", "val_accuracy")
+ROW_KEYS = ("run", "framework")  # what a row is: a run folder's configuration, per framework
+
+
+def _scalar(value: Any) -> Any:
+    """A table cell: numbers, strings, booleans and None as they are; sequences joined."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(_scalar(v)) for v in value)
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def config_values(cfg: RunConfig, callbacks: Callbacks | None = None) -> dict[str, Any]:
+    """A resolved configuration as named scalar values (CONFIG_KEYS first, then any setting
+    added since, under its own name)."""
+    values: dict[str, Any] = dict.fromkeys(CONFIG_KEYS)
+    spec = cfg.transfer
+    values.update(task=cfg.task, pipeline=cfg.pipeline, model=cfg.model,
+                  image_size=cfg.image_size)
+    if spec is None:  # the architecture as its knobs read it (common.specs); any other
+        # difference between two architectures shows in `model` (a preset or a file's name)
+        arch = cfg.arch
+        values.update(
+            filters="/".join(",".join(str(f) for f in block) for block in conv_filters(arch))
+            or "none",
+            kernel_size=conv_kernel(arch), batch_norm=conv_batch_norm(arch),
+            dense=",".join(str(d) for d in hidden_dense(arch)) or "none",
+            dropout=dense_dropout(arch))
+    else:
+        values.update(backbone=spec.backbone, weights=spec.weights_label(),
+                      image_size=spec.image_size, fine_tune_layers=spec.fine_tune_layers,
+                      fine_tune_lr=spec.fine_tune_lr, fine_tune_epochs=spec.fine_tune_epochs,
+                      dropout=spec.dropout, match_padding=spec.match_padding)
+    opt = cfg.optimizer
+    values.update(optimizer=opt["name"], lr=opt["lr"], momentum=opt.get("momentum"))
+    values.update({k: _scalar(v) for k, v in opt.items() if k not in ("name", "lr", "momentum")})
+    values.update(batch_size=cfg.batch_size, epochs=cfg.epochs, restore_best=cfg.restore_best,
+                  init=cfg.init, augment=",".join(cfg.augment) or "none", seed=cfg.seed,
+                  split_seed=cfg.split_seed, train_size=cfg.train_size, val_size=cfg.val_size,
+                  device=cfg.device, threads=cfg.threads, deterministic=cfg.deterministic)
+    if callbacks is not None:
+        values.update(early_stopping=callbacks.early_stopping, min_delta=callbacks.min_delta,
+                      restore_best=callbacks.restore_best,
+                      reduce_lr_on_plateau=(",".join(f"{v:g}" for v in callbacks.reduce_lr)
+                                            if callbacks.reduce_lr else None))
+    handled = {"task", "model", "arch", "optimizer", "transfer", "pipeline", *values,
+               *NOT_COLUMNS}
+    for f in dataclasses.fields(RunConfig):
+        if f.name not in handled:
+            values[f.name] = _scalar(getattr(cfg, f.name))
+    return values
+
+
+def record_values(record: RunRecord) -> dict[str, Any]:
+    """A record's configuration with what the run itself resolved: the model's full name, the
+    split sizes it trained on, the device it ran on, and the base seed of its repeats."""
+    values = config_values(record.config, record.callbacks)
+    values.update(model=record.model, train_size=record.train_size, val_size=record.val_size,
+                  test_size=record.test_size, seed=record.seed - record.repeat,
+                  device=record.environment.get("device", record.config.device))
+    return values
+
+
+def records_frame(found: list[tuple[str, str, RunRecord]]) -> pd.DataFrame:
+    """One row per record: (run, record file, record) -> run, record, framework, repeat, the
+    flattened configuration, every metric, diverged and stopped_early. results.csv."""
+    rows = []
+    for run, name, r in found:
+        rows.append({"run": run, "record": name, "framework": r.framework, "repeat": r.repeat,
+                     **record_values(r), **{k: m.read(r) for k, m in METRICS.items()},
+                     "diverged": r.diverged, "stopped_early": r.stopped_early})
+    return pd.DataFrame(rows, columns=_union(rows))
+
+
+def results_csv(folder: Path) -> str:
+    """results.csv of a run or sweep folder: one row per record in it (records_frame)."""
+    found, _ = collect_records([folder])
+    return records_frame([(folder.name, f.path.name, f.record) for f in found]).to_csv(index=False)
+
+
+def grid_frame(records: list[GridRecord]) -> pd.DataFrame:
+    """A grid study's results.csv: one row per framework and grid point (its configuration and
+    cross-validation result); the refitted best point also carries the test metrics."""
+    rows = []
+    for rec in records:
+        for i, (cfg, res) in enumerate(zip(rec.configs, rec.results)):
+            best = i == rec.best_index
+            rows.append({"framework": rec.framework, "point": i, **rec.labels[i],
+                         **config_values(cfg), "mean_cv_accuracy": res.mean_cv_accuracy,
+                         "std_cv_accuracy": res.std_cv_accuracy,
+                         "mean_fit_seconds": res.mean_fit_seconds,
+                         "std_fit_seconds": res.std_fit_seconds, "rank": res.rank, "best": best,
+                         "test_accuracy": rec.test_accuracy if best else None,
+                         "test_loss": rec.test_loss if best else None})
+    return pd.DataFrame(rows, columns=_union(rows))
+
+
+def _union(rows: list[dict]) -> list[str]:
+    return list(dict.fromkeys(k for row in rows for k in row))
+
+
+def cell(value: Any, key: str = "") -> str:
+    """How a value prints: metrics with their fixed decimals, other floats as %g, None '-'."""
+    if hasattr(value, "item"):  # numpy scalars from a DataFrame
+        value = value.item()
+    if value is None or (isinstance(value, float) and math.isnan(value) and key not in METRICS):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if key in METRICS and isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            return "nan"
+        digits = METRICS[key].digits
+        return f"{value:,.0f}" if key == "params" else f"{value:.{digits}f}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def normalize_key(key: str) -> str:
+    """'batch-size', 'batch size' and 'batch_size' name the same column."""
+    return key.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def matches(value: Any, text: str) -> bool:
+    """--filter KEY=VALUE: numbers compare as numbers (lr=1e-2 matches 0.01), booleans accept
+    yes/no/true/false/on/off, '-' or none an empty value; everything else as printed."""
+    text = text.strip()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return text.lower() in ("-", "none", "null", "")
+    if isinstance(value, bool):
+        words = {"true": True, "yes": True, "on": True, "1": True,
+                 "false": False, "no": False, "off": False, "0": False}
+        return words.get(text.lower()) is value
+    if isinstance(value, (int, float)):
+        try:
+            return math.isclose(float(text), float(value), rel_tol=1e-9, abs_tol=0.0)
+        except ValueError:
+            return False
+    return str(value) == text or cell(value) == text
+
+
+@dataclass
+class CrossRun:
+    """The table across runs, before it is printed in any format."""
+
+    # One row per run and framework; the chosen columns, numbers as numbers. Metrics are the
+    # mean; when any row pools repeats, `<metric>_std` follows each and `n` (records) ends it.
+    frame: pd.DataFrame
+    columns: list[str]  # the chosen columns
+    shared: dict[str, Any]  # configuration values equal in every row (None left out)
+    differing: list[str]  # configuration keys (and run) whose values tell rows apart
+    labels: list[str]  # per row: the differing values and the framework (legends, headers)
+    groups: list[list[RunRecord]]  # per row: its records
+
+    def display(self) -> pd.DataFrame:
+        """The chosen columns as printed: 'mean ± std' where repeats are pooled."""
+        rows = []
+        for (_, row), records in zip(self.frame.iterrows(), self.groups):
+            n = len(records)
+            out = {}
+            for key in self.columns:
+                text = cell(row[key], key)
+                if key in METRICS and n > 1 and math.isfinite(row[f"{key}_std"]) and (
+                        METRICS[key].digits or row[f"{key}_std"]):  # counts: ± only if unequal
+                    text += " ± " + cell(row[f"{key}_std"], key)
+                elif key == "framework" and n > 1:
+                    text += f" (n={n})"
+                out[key] = text
+            rows.append(out)
+        return pd.DataFrame(rows, columns=self.columns)
+
+    def shared_line(self) -> str:
+        return "Same in every run: " + ", ".join(f"{k}={cell(v)}" for k, v in self.shared.items())
+
+
+def _key_error(flag: str, key: str, valid: list[str]) -> UserError:
+    return UserError(f"{flag}: unknown key {key!r}; valid keys: {', '.join(valid)}")
+
+
+def cross_run(found: list[tuple[str, str, RunRecord]], filters: list[str] | None = None,
+              sort: str | None = None, descending: bool = False,
+              columns: list[str] | None = None) -> CrossRun:
+    """(run, record file name, record) -> the table: pooled per run, configuration and
+    framework (repeats differ only in their seed); filtered (every KEY=VALUE must match), sorted
+    (default: by run folder, then record file: a sweep's configurations in turn, each
+    framework's row beside the other's), and the columns chosen (default: run and the differing
+    configuration keys, framework, DEFAULT_METRICS). An unknown key is one line listing the
+    valid ones."""
+    groups: dict[tuple, list[RunRecord]] = {}
+    values: dict[tuple, dict] = {}
+    for run, _, record in sorted(found, key=lambda item: item[:2]):
+        config = record_values(record)
+        key = (run, record.framework, json.dumps(config, sort_keys=True, default=str))
+        groups.setdefault(key, []).append(record)
+        values.setdefault(key, {"run": run, "framework": record.framework, **config})
+    rows = []
+    for key, records in groups.items():
+        row = {**values[key], "n": len(records)}
+        for name, metric in METRICS.items():
+            numbers = [float(metric.read(r)) for r in records]
+            row[name] = statistics.mean(numbers)
+            row[f"{name}_std"] = statistics.stdev(numbers) if len(numbers) > 1 else math.nan
+        rows.append((row, records))
+    config_keys = [k for k in _union(list(values.values())) if k not in ROW_KEYS]
+    valid = [*ROW_KEYS, *config_keys, *METRICS]
+
+    def known(flag: str, key: str) -> str:
+        if normalize_key(key) not in valid:
+            raise _key_error(flag, key, valid)
+        return normalize_key(key)
+
+    for spec in filters or []:
+        name, sep, text = spec.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--filter {spec!r}: expected KEY=VALUE, e.g. lr=0.01")
+        name = known("--filter", name)
+        kept = [(r, g) for r, g in rows if matches(r.get(name), text)]
+        if not kept:
+            seen = sorted({cell(r.get(name), name) for r, _ in rows})
+            raise UserError(f"--filter {spec}: no run has it; {name} is one of: "
+                            f"{', '.join(seen)}")
+        rows = kept
+    chosen = [known("--columns", k) for k in columns] if columns else None
+    if sort:
+        sort = known("--sort", sort)
+
+        def order_key(item: tuple[dict, list]) -> tuple:
+            value = item[0].get(sort)
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                return (2, 0.0, "")
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return (0, float(value), "")
+            return (1, 0.0, str(value))
+
+        present = [i for i in rows if order_key(i)[0] < 2]
+        missing = [i for i in rows if order_key(i)[0] == 2]  # empty values last, either way
+        rows = sorted(present, key=order_key, reverse=descending) + missing
+
+    differing = [k for k in ("run", *config_keys)
+                 if len({json.dumps(r.get(k), default=str) for r, _ in rows}) > 1]
+    first = rows[0][0]
+    shared = {k: first.get(k) for k in ("run", *config_keys)
+              if k not in differing and first.get(k) is not None}
+    if chosen is None:
+        chosen = ([k for k in differing if k == "run"] + ["framework"]
+                  + [k for k in differing if k != "run"] + list(DEFAULT_METRICS))
+    pooled = any(r["n"] > 1 for r, _ in rows)
+    frame_columns = []
+    for k in chosen:
+        frame_columns.append(k)
+        if pooled and k in METRICS:
+            frame_columns.append(f"{k}_std")
+    if pooled:
+        frame_columns.append("n")
+    frame = pd.DataFrame([r for r, _ in rows], columns=frame_columns)
+    labels = run_labels([r for r, _ in rows], [k for k in differing if k != "run"])
+    return CrossRun(frame=frame, columns=chosen, shared=shared, differing=differing,
+                    labels=labels, groups=[g for _, g in rows])
+
+
+def run_labels(rows: list[dict], keys: list[str]) -> list[str]:
+    """Per row: 'lr=0.01 keras' from the differing configuration values; the run folder where
+    those do not tell two rows apart."""
+    labels = [" ".join([", ".join(f"{k}={cell(r.get(k))}" for k in keys), r["framework"]]).strip()
+              for r in rows]
+    if len(set(labels)) < len(labels):
+        labels = [f"{r['run']} {label}" for r, label in zip(rows, labels)]
+    return labels
+
+
+FORMATS = ("markdown", "latex", "csv", "html")
+
+
+def latex_escape(text: str) -> str:
+    """LaTeX's special characters escaped (`_`, `%`, `&`, ...); ± as math."""
+    special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+               "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+               "^": r"\textasciicircum{}"}
+    return "".join(special.get(ch, ch) for ch in text).replace("±", r"$\pm$")
+
+
+def render_cross_run(table: CrossRun, fmt: str = "markdown", transpose: bool = False,
+                     figure: str | None = None) -> str:
+    """The table in one format: the shared values once above it (CSV: as constant columns at
+    its end, since a CSV has no place for a line of text), then the rows; `transpose` puts the
+    runs in columns and the quantities in rows. `figure`: a PNG linked below (markdown)."""
+    if fmt == "csv":
+        frame = table.frame.copy()
+        for key, value in table.shared.items():
+            if key not in frame.columns:
+                frame[key] = value
+        if transpose:
+            frame = frame.set_axis(table.labels).T.rename_axis("quantity").reset_index()
+        return frame.to_csv(index=False)
+    shown = table.display()
+    if transpose:
+        shown = shown.set_axis(table.labels).T.rename_axis("quantity").reset_index()
+    metric_columns = [c for c in shown.columns if (c in METRICS) != transpose]
+    if fmt == "markdown":
+        text = f"{table.shared_line()}\n\n{markdown(shown)}\n"
+        if figure:
+            text += f"\n![validation curves and test accuracy against training seconds]" \
+                    f"({figure})\n"
+        return text
+    if fmt == "latex":
+        if transpose:
+            metric_columns = list(shown.columns[1:])
+        escaped = shown.map(latex_escape).rename(columns=latex_escape)
+        align = "".join("r" if c in metric_columns else "l" for c in shown.columns)
+        tabular = escaped.style.hide(axis="index").to_latex(hrules=True, column_format=align)
+        return f"{latex_escape(table.shared_line())}\n\n{tabular}"
+    if fmt == "html":
+        import html  # noqa: PLC0415
+
+        return (f"<p>{html.escape(table.shared_line())}</p>\n"
+                + shown.to_html(index=False, escape=True) + "\n")
+    raise UserError(f"--format must be one of: {', '.join(FORMATS)}")

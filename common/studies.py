@@ -13,6 +13,9 @@ that folder.
   (common.worker.run_grid_job), on the same StratifiedKFold folds and with scoring="accuracy".
   Each process writes its full `cv_results_` as CSV and then one grid record; the record is the
   completion mark.
+
+Both write `results.csv` beside their report.md (common.report: a sweep one row per record, a
+grid one row per framework and grid point), for pandas or a spreadsheet.
 """
 
 from __future__ import annotations
@@ -37,7 +40,10 @@ from common.loop import Callbacks
 from common.optim import OPTIMIZERS
 from common.records import (RecordError, RunRecord, StudyRow, read_grid_record,
                             read_record, write_json, write_text)
-from common.report import best_table, grid_report, grid_tables, sweep_report, sweep_table
+from common.report import (best_table, grid_frame, grid_report, grid_tables, results_csv,
+                           sweep_report, sweep_table)
+from common.specs import (conv_batch_norm, conv_filters, conv_kernel, dense_dropout,
+                          hidden_dense)
 from common.tasks import task_slug
 from common.worker import GridJob, Job
 
@@ -101,10 +107,6 @@ def _filters(text: str) -> str:
     return text.replace("-", ",")
 
 
-def _filters_from_config(cfg: RunConfig) -> str:
-    return "/".join(",".join(str(f) for f in b.filters) for b in cfg.arch.blocks)
-
-
 def _float_label(value: float | None) -> str:
     return "-" if value is None else f"{value:g}"  # None: momentum of a non-SGD optimizer
 
@@ -128,12 +130,14 @@ SETTINGS: dict[str, Setting] = {
     "epochs": Setting(_positive_int, lambda c: c.epochs, numeric=True),
     "seed": Setting(_seed, lambda c: c.seed, numeric=True),
     "train_size": Setting(_positive_int, lambda c: c.train_size, numeric=True),
-    "dropout": Setting(_fraction, lambda c: c.arch.dropout, _float_label, True),
-    "kernel_size": Setting(_positive_int, lambda c: c.arch.blocks[0].kernel_size, numeric=True),
-    "dense": Setting(_dense, lambda c: tuple(c.arch.dense), lambda v: "-".join(str(d) for d in v)),
-    "filters": Setting(_filters, _filters_from_config, lambda v: v.replace(",", "-")),
-    "batch_norm": Setting(_bool, lambda c: c.arch.blocks[0].batch_norm,
-                          lambda v: "on" if v else "off"),
+    # the model knobs, read back through common.specs' view of the layer list
+    "dropout": Setting(_fraction, lambda c: dense_dropout(c.arch), _float_label, True),
+    "kernel_size": Setting(_positive_int, lambda c: conv_kernel(c.arch), numeric=True),
+    "dense": Setting(_dense, lambda c: hidden_dense(c.arch), lambda v: "-".join(str(d) for d in v)),
+    "filters": Setting(_filters, lambda c: "/".join(",".join(str(f) for f in group)
+                                                    for group in conv_filters(c.arch)),
+                       lambda v: v.replace(",", "-")),
+    "batch_norm": Setting(_bool, lambda c: conv_batch_norm(c.arch), lambda v: "on" if v else "off"),
 }
 # GridSearchCV cross-validates every grid point on the same data: the training set size is a
 # property of the data, not of the estimator, so only a sweep may vary it.
@@ -337,6 +341,7 @@ def sweep_study(folder: Path, study: Study, configs: list[RunConfig], frameworks
         setting = SETTINGS[keys[0]]
         plot_sweep(rows, keys[0], setting.numeric, setting.log_axis, folder / plot)
     write_text(folder / "report.md", sweep_report(configs[0].task, keys, command, table, plot))
+    write_text(folder / "results.csv", results_csv(folder))  # one row per record, for pandas
     missing = sum(row.status == "not run" for row in rows)
     print(f"\nResults: {folder}/report.md\n")
     print(table)
@@ -389,6 +394,7 @@ def grid_study(folder: Path, study: Study, configs: list[RunConfig], frameworks:
                if (r := finished(grid_record_path(folder, fw), read_grid_record))]
     if records:
         write_text(folder / "report.md", grid_report(records, keys, command))
+        write_text(folder / "results.csv", grid_frame(records).to_csv(index=False))
         print(f"\nResults: {folder}/report.md")
         for title, table in grid_tables(records):
             print(f"\n{title}\n\n{table}")
