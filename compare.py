@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "the validation set)")
     g.add_argument("--val-size", type=int, help="validation examples, split off the training "
                    "pool (default per task: " + ", ".join(
-                       f"{t}={d.val_size}" for t, d in TASKS.items()) + "; own images: 10%)")
+                       f"{t}={d.val_size}" for t, d in TASKS.items()) + "; own images: 10%%)")
     g.add_argument("--split-seed", type=int, default=0, help="seed of the train/val split "
                    "(fixed across --repeats)")
     g = p.add_argument_group("model knobs (override the preset)")

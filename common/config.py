@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 from common.errors import UserError
-from common.specs import ArchSpec, ConvBlock
+from common.specs import ArchSpec
 from common.transfer import PIPELINES, TransferSpec
 
 FRAMEWORKS = ("keras", "torch")
@@ -68,12 +68,8 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "RunConfig":
         data = dict(data)
-        arch = dict(data.pop("arch"))
-        arch["blocks"] = tuple(
-            ConvBlock(**{**b, "filters": tuple(b["filters"])}) for b in arch["blocks"]
-        )
-        arch["dense"] = tuple(arch["dense"])
+        arch = ArchSpec.from_dict(data.pop("arch"))
         data["augment"] = tuple(data.get("augment", ()))
         if data.get("transfer") is not None:
             data["transfer"] = TransferSpec(**data["transfer"])
-        return cls(arch=ArchSpec(**arch), **data)
+        return cls(arch=arch, **data)

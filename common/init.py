@@ -3,7 +3,9 @@
 Layout is Keras' (conv kernels HWIO, dense kernels (in, out)); `torch_impl.model.load_weights`
 transposes them. The torch model flattens in HWC order (see torch_impl.model.FlattenHWC), so the
 first dense layer after the flatten needs no row permutation. Values follow Keras' defaults:
-glorot_uniform kernels, zero biases, BatchNorm gamma=1, beta=0, moving mean 0, variance 1.
+glorot_uniform kernels, zero biases, BatchNorm gamma=1, beta=0, moving mean 0, variance 1. The
+draws follow layer_table's order (one kernel per conv and dense layer), so a spec that derives
+the same table draws the same weights.
 """
 
 from __future__ import annotations
@@ -38,10 +40,10 @@ def initial_weights(
                 conv["bias"] = np.zeros(layer.units, np.float32)
             weights.append(conv)
         elif layer.kind == "dense":
-            weights.append({
-                "kernel": _glorot_uniform(rng, (layer.in_units, layer.units)),
-                "bias": np.zeros(layer.units, np.float32),
-            })
+            dense = {"kernel": _glorot_uniform(rng, (layer.in_units, layer.units))}
+            if layer.bias:
+                dense["bias"] = np.zeros(layer.units, np.float32)
+            weights.append(dense)
         elif layer.kind == "batchnorm":
             c = layer.units
             weights.append({

@@ -17,6 +17,10 @@ OPTIMIZERS: dict[str, dict[str, float]] = {
     "rmsprop": {"lr": 1e-3, "rho": 0.9, "epsilon": 1e-7},
     "adagrad": {"lr": 1e-2, "initial_accumulator": 0.1, "epsilon": 1e-7},
     "adadelta": {"lr": 1.0, "rho": 0.95, "epsilon": 1e-7},
+    # torch's defaults differ: lr 2e-3 and eps 1e-8 for both, and NAdam's momentum schedule
+    # 0.96^(0.004 t) (momentum_decay 4e-3) where Keras uses 0.96^t (torch momentum_decay=1.0).
+    "adamax": {"lr": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+    "nadam": {"lr": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
 }
 
 

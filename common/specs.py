@@ -1,112 +1,358 @@
-"""Architectures as data.
+"""Architectures as data: an ordered list of layers, read from a TOML file.
 
-Each CNN is defined once here, as an `ArchSpec`; `keras_impl.model` and `torch_impl.model` both
-translate the same spec, and every shape is derived from the input shape (never typed by hand).
-`layer_table` derives the layer-by-layer output shapes and parameter counts the two frameworks
-must reproduce (tests check it against both).
+Every network is one `ArchSpec`: the layers of an architecture file (the shipped presets are the
+files in `common/presets/`; `--model PATH.toml` reads a student's own), with the classifier (one
+dense layer of logits) implied at the end. `keras_impl.model` and `torch_impl.model` both
+translate the same spec; `layer_table` derives every shape and parameter count the two frameworks
+must reproduce (tests check it against both), and names the layer and the problem in one line
+when the shapes do not work out. A file looks like this (README, "Model presets"):
+
+    description = "two convs, a pool, one hidden dense layer"
+    input = [32, 32, 3]            # height, width, channels (documentation; parity default)
+
+    [[layer]]
+    type = "conv"
+    filters = 32                   # kernel 3, stride 1, padding "same", activation "relu"
+
+    [[layer]]
+    type = "maxpool"               # size 2, stride = size, padding "valid"
+
+    [[layer]]
+    type = "flatten"
+
+    [[layer]]
+    type = "dense"
+    units = 64                     # activation "relu"
 """
 
 from __future__ import annotations
 
 import math
+import tomllib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 from common.errors import UserError
 
-PADDINGS = ("same", "valid")
+PADDINGS = ("same", "valid")  # TensorFlow's semantics in both frameworks (see same_padding)
+ACTIVATIONS = ("relu", "elu", "leaky_relu", "tanh", "sigmoid", "gelu")
+LINEAR = "linear"  # a conv or dense layer without activation (e.g. before its batch norm)
+# The activations' parameters, passed explicitly to both frameworks because their defaults differ:
+LEAKY_RELU_SLOPE = 0.2  # keras.activations.leaky_relu's default; Keras' LeakyReLU layer 0.3, torch 0.01
+ELU_ALPHA = 1.0  # the same default in both
+GELU_APPROXIMATE = False  # the exact erf form: keras.activations.gelu's default, torch's 'none'
+
+REQUIRED = object()  # marks a key without a default
+POOLS = ("maxpool", "avgpool")
+_POOL_KEYS = {"size": 2, "stride": None, "padding": "valid"}  # stride None: = size
+# type -> {key: default}. The order of the keys is the order the error messages list them in.
+LAYER_TYPES: dict[str, dict[str, Any]] = {
+    "conv": {"filters": REQUIRED, "kernel": 3, "stride": 1, "padding": "same",
+             "activation": "relu"},
+    "maxpool": _POOL_KEYS,
+    "avgpool": _POOL_KEYS,
+    "batchnorm": {},
+    "dropout": {"rate": REQUIRED},
+    "activation": {"activation": REQUIRED},
+    "flatten": {},
+    "global_avgpool": {},
+    "dense": {"units": REQUIRED, "activation": "relu"},
+}
+FILE_KEYS = ("description", "input", "layer")
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
 
 @dataclass(frozen=True)
-class ConvBlock:
-    """Convolutions (each conv -> [batch norm] -> ReLU), then optional max-pool and dropout."""
+class LayerSpec:
+    """One [[layer]] of an architecture file, its defaults filled in; keys its type does not take
+    stay None (LAYER_TYPES says which)."""
 
-    filters: tuple[int, ...]  # one conv layer per entry
-    kernel_size: int = 3
-    stride: int = 1  # applied to the block's first conv only, the usual downsampling pattern
-    padding: str = "same"  # 'same' or 'valid', with TensorFlow's semantics in both frameworks
-    batch_norm: bool = False
-    pool: int = 2  # max-pool window and stride after the block; 0 = no pooling
-    dropout: float = 0.0  # after the pool; 0 = none
+    type: str
+    filters: int | None = None  # conv: output channels
+    units: int | None = None  # dense: outputs
+    kernel: int | None = None  # conv: square kernel side
+    size: int | None = None  # pools: square window side
+    stride: int | None = None  # conv, pools
+    padding: str | None = None  # conv, pools: 'same' or 'valid'
+    activation: str | None = None  # conv, dense (or 'linear'), activation
+    rate: float | None = None  # dropout: fraction of inputs zeroed in training
+
+
+def layer(type: str, **keys: Any) -> LayerSpec:  # noqa: A002  (the file's own key name)
+    """A LayerSpec with its type's defaults filled in (no checks: for code, not for files)."""
+    defaults = {k: v for k, v in LAYER_TYPES[type].items() if v is not REQUIRED}
+    spec = LayerSpec(type, **{**defaults, **keys})
+    if type in POOLS and spec.stride is None:
+        spec = replace(spec, stride=spec.size)
+    return spec
 
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """A CNN: conv blocks, flatten, hidden dense layers (ReLU), then a linear classifier.
-
-    `dropout` is applied once, after the first hidden dense layer (where most weights sit).
-    The classifier outputs logits; the loss applies the softmax.
-    """
+    """A network: its layers in order, then the implied classifier (logits; the loss applies the
+    softmax)."""
 
     name: str
-    blocks: tuple[ConvBlock, ...]
-    dense: tuple[int, ...] = ()
-    dropout: float = 0.0
+    layers: tuple[LayerSpec, ...]
+    input_shape: tuple[int, int, int] | None = None  # recorded in the file: documentation, and
+    # the parity test's default shape; any input the shapes allow works
     description: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ArchSpec":
+        """The inverse of dataclasses.asdict (records, job files)."""
+        shape = data.get("input_shape")
+        return cls(name=data["name"], layers=tuple(LayerSpec(**d) for d in data["layers"]),
+                   input_shape=None if shape is None else tuple(shape),
+                   description=data.get("description", ""))
 
 
 @dataclass(frozen=True)
 class Layer:
     """One row of the derived layer table: what a framework must build, with its shapes."""
 
-    kind: str  # conv | batchnorm | relu | maxpool | dropout | flatten | dense
+    kind: str  # conv | batchnorm | activation | maxpool | avgpool | global_avgpool | dropout |
+    # flatten | dense
     out_shape: tuple[int, ...]  # (H, W, C) or (units,)
     params: int = 0  # trainable parameters
-    # conv / dense / pool settings; unused fields stay at their defaults
-    units: int = 0
+    # settings of the kinds that use them; unused fields stay at their defaults
+    units: int = 0  # conv filters, dense units, batch-norm channels
     in_units: int = 0
-    kernel_size: int = 0
+    kernel_size: int = 0  # conv kernel or pool window
     stride: int = 1
     padding: str = "valid"
     rate: float = 0.0
-    bias: bool = True  # convs followed by batch norm have none: BN's beta takes its place
+    activation: str = ""  # kind 'activation': which function
+    bias: bool = True  # see layer_table: no bias where batch norm directly follows
 
 
-PRESETS: dict[str, ArchSpec] = {
-    spec.name: spec
-    for spec in (
-        ArchSpec(
-            name="digits_cnn",
-            blocks=(ConvBlock(filters=(16, 32)),),
-            dense=(64,),
-            description="small default for the 8x8 digits: conv16-conv32-pool, dense 64",
-        ),
-        ArchSpec(
-            name="mnist_cnn",
-            blocks=(ConvBlock(filters=(32,), padding="valid", pool=0),),
-            dense=(128,),
-            description="the lab's first MNIST CNN: one conv of 32 3x3 filters, stride 1, "
-            "'valid' padding, then dense 128",
-        ),
-        ArchSpec(
-            name="cifar10_cnn",
-            blocks=(
-                ConvBlock(filters=(32, 64)),
-                ConvBlock(filters=(64, 128)),
-                ConvBlock(filters=(128, 256)),
-            ),
-            dense=(256, 64),
-            dropout=0.5,
-            description="three [conv-relu-conv-relu-maxpool] blocks 32,64|64,128|128,256, "
-            "dense 256-64 with one dropout",
-        ),
-    )
-}
+# ----------------------------------------------------------------------------- reading files
+
+
+def _label(spec: LayerSpec) -> str:
+    """How an error message names a layer: 'conv 64', 'maxpool 2', 'dropout 0.25'."""
+    value = {"conv": spec.filters, "dense": spec.units, "maxpool": spec.size,
+             "avgpool": spec.size, "dropout": spec.rate, "activation": spec.activation}.get(spec.type)
+    if value is None:
+        return spec.type
+    return f"{spec.type} {value:g}" if isinstance(value, float) else f"{spec.type} {value}"
+
+
+def _check_value(type_: str, key: str, value: Any) -> str | None:
+    """The problem with one key's value, or None."""
+    if key in ("filters", "units", "kernel", "size", "stride"):
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        return None if ok else f"{key} must be a positive integer, got {value!r}"
+    if key == "padding":
+        return None if value in PADDINGS else f"padding must be one of {', '.join(PADDINGS)}, got {value!r}"
+    if key == "activation":
+        valid = ACTIVATIONS if type_ == "activation" else (*ACTIVATIONS, LINEAR)
+        return None if value in valid else (
+            f"activation must be one of {', '.join(valid)}, got {value!r}")
+    if key == "rate":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1
+        return None if ok else f"rate must be a number in [0, 1), got {value!r}"
+    raise ValueError(f"common.specs: no check for key {key!r}")
+
+
+def _layer_from_table(where: str, index: int, table: Any) -> LayerSpec:
+    """One [[layer]] table, checked: unknown types, keys and bad values are one line each."""
+    if not isinstance(table, dict):
+        raise UserError(f"{where}: layer {index}: expected a table with type = ..., got {table!r}")
+    type_ = table.get("type")
+    if type_ not in LAYER_TYPES:
+        problem = "has no type" if type_ is None else f"unknown type {type_!r}"
+        raise UserError(f"{where}: layer {index} {problem}; valid types: {', '.join(LAYER_TYPES)}")
+    keys = LAYER_TYPES[type_]
+    for key in table:
+        if key != "type" and key not in keys:
+            valid = ", ".join(keys) if keys else "no other keys"
+            raise UserError(f"{where}: layer {index} ({type_}): unknown key {key!r}; "
+                            f"{type_} takes: {valid}")
+    missing = [k for k, v in keys.items() if v is REQUIRED and k not in table]
+    if missing:
+        raise UserError(f"{where}: layer {index} ({type_}): {missing[0]} is required")
+    for key, value in table.items():
+        problem = None if key == "type" else _check_value(type_, key, value)
+        if problem:
+            raise UserError(f"{where}: layer {index} ({type_}): {problem}")
+    values = {k: float(v) if k == "rate" else v for k, v in table.items() if k != "type"}
+    return layer(type_, **values)
+
+
+def load_arch_file(path: str | Path, name: str | None = None) -> ArchSpec:
+    """Read and check an architecture file (the layers' shapes are checked by layer_table, once
+    the input size is known). Raises UserError naming the file, the layer and the problem."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise UserError(f"--model {path}: no such file; give a preset ({', '.join(PRESETS)}) "
+                        "or an architecture file (.toml)") from None
+    except OSError as err:
+        raise UserError(f"--model {path}: cannot read it ({err.strerror})") from None
+    except tomllib.TOMLDecodeError as err:  # its text names the line and column
+        raise UserError(f"{path}: TOML syntax error: {err}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a UTF-8 text file (an architecture file is TOML)") from None
+    unknown = [k for k in data if k not in FILE_KEYS]
+    if unknown:
+        raise UserError(f"{path}: unknown key {unknown[0]!r}; valid keys: {', '.join(FILE_KEYS)}")
+    tables = data.get("layer")
+    if not isinstance(tables, list):
+        raise UserError(f"{path}: no layers: add [[layer]] tables, each with type = ... "
+                        f"({', '.join(LAYER_TYPES)})")
+    shape = data.get("input")
+    if shape is not None and not (isinstance(shape, list) and len(shape) == 3 and all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)):
+        raise UserError(f"{path}: input must be [height, width, channels], positive integers; "
+                        f"got {shape!r}")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise UserError(f"{path}: description must be a string")
+    return ArchSpec(name=name or path.stem,
+                    layers=tuple(_layer_from_table(str(path), i + 1, t) for i, t in enumerate(tables)),
+                    input_shape=None if shape is None else tuple(shape),
+                    description=description)
+
+
+# ----------------------------------------------------------------------------- the registry
+
+
+class _Presets(Mapping):
+    """name -> ArchSpec for every common/presets/*.toml (sorted by name), read on first use."""
+
+    @staticmethod
+    @cache
+    def _load() -> dict[str, ArchSpec]:
+        return {p.stem: load_arch_file(p) for p in sorted(PRESET_DIR.glob("*.toml"))}
+
+    def __getitem__(self, name: str) -> ArchSpec:
+        return self._load()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+PRESETS: Mapping[str, ArchSpec] = _Presets()
 
 
 def get_preset(name: str) -> ArchSpec:
     if name not in PRESETS:
-        raise UserError(f"unknown model {name!r}; choose one of: {', '.join(PRESETS)}")
+        raise UserError(f"unknown model {name!r}; choose one of: {', '.join(PRESETS)}, or give "
+                        "the path of an architecture file (.toml)")
     return PRESETS[name]
 
 
+def is_arch_file(model: str) -> bool:
+    """--model names a file (not a preset) when it looks like a path."""
+    return model.endswith(".toml") or "/" in model or "\\" in model
+
+
+def get_arch(model: str) -> ArchSpec:
+    """--model: a preset name or the path of an architecture file."""
+    return load_arch_file(Path(model).expanduser()) if is_arch_file(model) else get_preset(model)
+
+
+# ----------------------------------------------------------------------------- the knobs
+# The command-line knobs (--filters, --kernel-size, --dense, --dropout, --batch-norm) edit the
+# layer list through its structure: the layers before the flatten (or global_avgpool) form conv
+# blocks, each a run of conv units (a conv and what follows it up to the next conv or pool) closed
+# by a pool and what follows the pool; after the flatten come dense units (a dense layer and what
+# follows it up to the next one). New blocks and units copy the preset's last ones.
+
+
+def _head_start(layers: tuple[LayerSpec, ...]) -> int:
+    """Index of the flatten (or global_avgpool): the dense head starts there."""
+    return next((i for i, s in enumerate(layers) if s.type in ("flatten", "global_avgpool")),
+                len(layers))
+
+
+def _split(layers: tuple[LayerSpec, ...]):
+    """-> (before the first conv, blocks [(units, tail)], head from the flatten on)."""
+    end = _head_start(layers)
+    features, head = layers[:end], list(layers[end:])
+    first = next((i for i, s in enumerate(features) if s.type == "conv"), len(features))
+    blocks: list[tuple[list[list[LayerSpec]], list[LayerSpec]]] = []
+    units: list[list[LayerSpec]] = []
+    tail: list[LayerSpec] = []
+    for spec in features[first:]:
+        if spec.type == "conv":
+            if tail:  # a pool closed the block before
+                blocks.append((units, tail))
+                units, tail = [], []
+            units.append([spec])
+        elif spec.type in POOLS or tail:
+            tail.append(spec)
+        else:
+            units[-1].append(spec)
+    if units:
+        blocks.append((units, tail))
+    return list(features[:first]), blocks, head
+
+
+def _dense_units(head: list[LayerSpec]) -> tuple[list[LayerSpec], list[list[LayerSpec]]]:
+    """-> (the flatten and what precedes the first dense layer, dense units)."""
+    lead: list[LayerSpec] = []
+    units: list[list[LayerSpec]] = []
+    for spec in head:
+        if spec.type == "dense":
+            units.append([spec])
+        elif units:
+            units[-1].append(spec)
+        else:
+            lead.append(spec)
+    return lead, units
+
+
+def _joined(parts) -> tuple[LayerSpec, ...]:
+    return tuple(spec for part in parts for spec in part)
+
+
+def conv_filters(arch: ArchSpec) -> tuple[tuple[int, ...], ...]:
+    """The --filters value that describes the model: ((32, 64), (64, 128)) for 32,64/64,128."""
+    return tuple(tuple(u[0].filters for u in units) for units, _ in _split(arch.layers)[1])
+
+
+def conv_kernel(arch: ArchSpec) -> int | None:
+    """The first conv's kernel size (what --kernel-size sets for every conv); None: no conv."""
+    return next((s.kernel for s in arch.layers if s.type == "conv"), None)
+
+
+def hidden_dense(arch: ArchSpec) -> tuple[int, ...]:
+    return tuple(s.units for s in arch.layers if s.type == "dense")
+
+
+def dense_dropout(arch: ArchSpec) -> float:
+    """The dropout rate after the first hidden dense layer (what --dropout sets); 0: none."""
+    units = _dense_units(list(arch.layers[_head_start(arch.layers):]))[1]
+    return next((s.rate for s in units[0] if s.type == "dropout"), 0.0) if units else 0.0
+
+
+def conv_batch_norm(arch: ArchSpec) -> bool:
+    """Whether every conv is directly followed by batch norm (what --batch-norm makes true)."""
+    layers = arch.layers
+    convs = [i for i, s in enumerate(layers) if s.type == "conv"]
+    return bool(convs) and all(i + 1 < len(layers) and layers[i + 1].type == "batchnorm"
+                               for i in convs)
+
+
 def parse_filters(text: str) -> tuple[tuple[int, ...], ...]:
-    """'32,64/64,128' -> ((32, 64), (64, 128)): '/' separates blocks, ',' convs in a block."""
+    """'32,64/64,128' -> ((32, 64), (64, 128)): ',' between convs, '/' between the groups of
+    convs that a pool closes."""
     try:
         blocks = tuple(tuple(int(f) for f in b.split(",")) for b in text.split("/"))
     except ValueError:
         raise UserError(
-            f"--filters {text!r}: expected integers, ',' between convs and '/' between blocks, "
-            "e.g. 32,64/64,128"
+            f"--filters {text!r}: expected integers, ',' between convs and '/' between the "
+            "groups of convs that a pool closes, e.g. 32,64/64,128"
         ) from None
     if not blocks or any(f <= 0 for b in blocks for f in b):
         raise UserError(f"--filters {text!r}: filter counts must be positive integers")
@@ -121,28 +367,72 @@ def customize(
     dropout: float | None = None,
     batch_norm: bool | None = None,
 ) -> ArchSpec:
-    """Apply the command-line knobs to a preset. New blocks copy the preset's last block."""
-    blocks = list(spec.blocks)
+    """Apply the command-line knobs to a model; a knob the model has no place for is one line."""
+    layers = spec.layers
+    has_conv = any(s.type == "conv" for s in layers)
+    for flag, given in (("--filters", filters), ("--kernel-size", kernel_size),
+                        ("--batch-norm", batch_norm)):
+        if given and not has_conv:
+            raise UserError(f"{flag}: model {spec.name!r} has no conv layers to apply it to")
     if filters is not None:
-        blocks = [
-            replace(blocks[min(i, len(blocks) - 1)], filters=f) for i, f in enumerate(filters)
-        ]
+        before, blocks, head = _split(layers)
+        new = []
+        for i, group in enumerate(filters):
+            units, tail = blocks[min(i, len(blocks) - 1)]
+            for j, f in enumerate(group):
+                unit = units[min(j, len(units) - 1)]
+                new += [replace(unit[0], filters=f), *unit[1:]]
+            new += tail
+        layers = _joined((before, new, head))
     if kernel_size is not None:
         if kernel_size <= 0:
             raise UserError("--kernel-size must be a positive integer")
-        blocks = [replace(b, kernel_size=kernel_size) for b in blocks]
-    if batch_norm is not None:
-        blocks = [replace(b, batch_norm=batch_norm) for b in blocks]
-    if dense is not None and any(d <= 0 for d in dense):
-        raise UserError("--dense sizes must be positive integers")
-    if dropout is not None and not 0.0 <= dropout < 1.0:
-        raise UserError("--dropout must be in [0, 1)")
-    return replace(
-        spec,
-        blocks=tuple(blocks),
-        dense=spec.dense if dense is None else tuple(dense),
-        dropout=spec.dropout if dropout is None else dropout,
-    )
+        layers = tuple(replace(s, kernel=kernel_size) if s.type == "conv" else s for s in layers)
+    if batch_norm is True:  # conv (no activation, no bias) -> batch norm -> the conv's activation
+        new = []
+        for i, s in enumerate(layers):
+            if s.type == "conv" and not (i + 1 < len(layers) and layers[i + 1].type == "batchnorm"):
+                new += [replace(s, activation=LINEAR), layer("batchnorm")]
+                new += [layer("activation", activation=s.activation)] if s.activation != LINEAR else []
+            else:
+                new.append(s)
+        layers = tuple(new)
+    elif batch_norm is False:
+        layers = tuple(s for s in layers if s.type != "batchnorm")
+    if dense is not None:
+        if any(d <= 0 for d in dense):
+            raise UserError("--dense sizes must be positive integers")
+        start = _head_start(layers)
+        lead, units = _dense_units(list(layers[start:]))
+        new = []
+        for i, d in enumerate(dense):
+            if i < len(units):
+                unit = units[i]
+            elif units:  # a copy of the last dense unit, without its dropout (--dropout: one)
+                unit = [s for s in units[-1] if s.type != "dropout"]
+            else:
+                unit = [layer("dense", units=d)]
+            new += [replace(unit[0], units=d), *unit[1:]]
+        layers = _joined((layers[:start], lead, new))
+    if dropout is not None:
+        if not 0.0 <= dropout < 1.0:
+            raise UserError("--dropout must be in [0, 1)")
+        start = _head_start(layers)
+        lead, units = _dense_units(list(layers[start:]))
+        if not units:
+            raise UserError(f"--dropout: model {spec.name!r} has no hidden dense layer (the "
+                            "dropout goes after the first one); add one with --dense")
+        first = units[0]
+        if any(s.type == "dropout" for s in first):
+            first = [replace(s, rate=dropout) if s.type == "dropout" else s for s in first]
+        else:
+            first = [*first, layer("dropout", rate=dropout)]
+        first = [s for s in first if not (s.type == "dropout" and s.rate == 0.0)]
+        layers = _joined((layers[:start], lead, first, *units[1:]))
+    return replace(spec, layers=layers)
+
+
+# ----------------------------------------------------------------------------- shapes
 
 
 def _conv_out(size: int, kernel: int, stride: int, padding: str) -> int:
@@ -154,66 +444,92 @@ def _conv_out(size: int, kernel: int, stride: int, padding: str) -> int:
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """TensorFlow's 'same' padding (before, after): the odd extra pixel goes after.
 
-    PyTorch's padding='same' refuses stride > 1 and pads symmetrically otherwise, so the torch
-    side pads explicitly with these amounts to match Keras exactly.
+    PyTorch's padding='same' refuses stride > 1 and pads symmetrically otherwise (and its pools
+    have no 'same'), so the torch side pads explicitly with these amounts to match Keras exactly.
     """
     out = math.ceil(size / stride)
     total = max((out - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
 
 
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
 def layer_table(spec: ArchSpec, input_shape: tuple[int, int, int], num_classes: int) -> list[Layer]:
-    """Derive every layer with its output shape (H, W, C) and trainable parameter count."""
-    h, w, c = input_shape
-    layers: list[Layer] = []
-    for bi, block in enumerate(spec.blocks):
-        if block.padding not in PADDINGS:
-            raise UserError(f"block {bi}: padding must be one of {PADDINGS}")
-        for ci, f in enumerate(block.filters):
-            stride = block.stride if ci == 0 else 1
-            h = _conv_out(h, block.kernel_size, stride, block.padding)
-            w = _conv_out(w, block.kernel_size, stride, block.padding)
-            if h < 1 or w < 1:
-                raise UserError(
-                    f"model {spec.name!r} is too deep for {input_shape[0]}x{input_shape[1]} "
-                    "inputs (a conv shrinks the image below 1 pixel); use fewer blocks or "
-                    "'same' padding"
-                )
-            # A bias before batch norm is cancelled by the mean subtraction: its true gradient
-            # is zero, and adaptive optimizers would turn float noise in it into full steps.
-            bias = not block.batch_norm
-            params = block.kernel_size**2 * c * f + (f if bias else 0)
-            layers.append(
-                Layer("conv", (h, w, f), params, units=f, in_units=c,
-                      kernel_size=block.kernel_size, stride=stride, padding=block.padding,
-                      bias=bias)
-            )
-            c = f
-            if block.batch_norm:
-                layers.append(Layer("batchnorm", (h, w, c), 2 * c, units=c))
-            layers.append(Layer("relu", (h, w, c)))
-        if block.pool:
-            h, w = h // block.pool, w // block.pool
-            if h < 1 or w < 1:
-                raise UserError(
-                    f"model {spec.name!r} is too deep for {input_shape[0]}x{input_shape[1]} "
-                    "inputs (pooling shrinks the image below 1 pixel); use fewer blocks"
-                )
-            layers.append(Layer("maxpool", (h, w, c), kernel_size=block.pool, stride=block.pool))
-        if block.dropout:
-            layers.append(Layer("dropout", (h, w, c), rate=block.dropout))
-    units = h * w * c
-    layers.append(Layer("flatten", (units,)))
-    for di, d in enumerate(spec.dense):
-        layers.append(Layer("dense", (d,), units * d + d, units=d, in_units=units))
-        layers.append(Layer("relu", (d,)))
-        units = d
-        if di == 0 and spec.dropout:
-            layers.append(Layer("dropout", (d,), rate=spec.dropout))
-    layers.append(Layer("dense", (num_classes,), units * num_classes + num_classes,
-                        units=num_classes, in_units=units))
-    return layers
+    """Derive every layer with its output shape ((H, W, C) or (units,)) and trainable parameter
+    count, the classifier last. A layer the shapes do not allow raises one line naming it."""
+    shape: tuple[int, ...] = tuple(input_shape)
+    rows: list[Layer] = []
+    where = f"model {spec.name!r} on {_shape_text(shape)} inputs"
+    layers = spec.layers
+    for i, s in enumerate(layers):
+        name = f"layer {i + 1} ({_label(s)})"
+
+        def fail(problem: str) -> UserError:
+            return UserError(f"{where}: {name}: {problem}")
+
+        is_map = len(shape) == 3
+        if s.type in ("flatten", "global_avgpool") and not is_map:
+            raise fail(f"input is already a vector (of {shape[0]})")
+        if s.type in ("conv", *POOLS) and not is_map:
+            raise fail(f"input is a vector of {shape[0]} (after a flatten); {s.type} needs a map")
+        if s.type == "dense" and is_map:
+            raise fail(f"input is a {_shape_text(shape)} map; put a flatten or global_avgpool "
+                       "before the first dense layer")
+        # A bias directly before batch norm is cancelled by its mean subtraction: its true
+        # gradient is zero, and adaptive optimizers would turn float noise in it into full steps.
+        # (An activation in between keeps the bias: then it is not cancelled.)
+        bias = not (s.activation == LINEAR and i + 1 < len(layers)
+                    and layers[i + 1].type == "batchnorm")
+        if s.type in ("conv", *POOLS):
+            window = s.kernel if s.type == "conv" else s.size
+            h, w, c = shape
+            if s.padding == "valid" and (h < window or w < window):
+                what = "kernel" if s.type == "conv" else "window"
+                raise fail(f"input {h}x{w} is smaller than the {window}x{window} {what} (the "
+                           "model is too deep for this input size; use 'same' padding, fewer "
+                           "layers or larger images)")
+            h, w = (_conv_out(d, window, s.stride, s.padding) for d in (h, w))
+            if s.type == "conv":
+                shape = (h, w, s.filters)
+                params = window * window * c * s.filters + (s.filters if bias else 0)
+                rows.append(Layer("conv", shape, params, units=s.filters, in_units=c,
+                                  kernel_size=window, stride=s.stride, padding=s.padding,
+                                  bias=bias))
+            else:
+                shape = (h, w, c)
+                rows.append(Layer(s.type, shape, kernel_size=window, stride=s.stride,
+                                  padding=s.padding))
+        elif s.type == "dense":
+            params = shape[0] * s.units + (s.units if bias else 0)
+            rows.append(Layer("dense", (s.units,), params, units=s.units, in_units=shape[0],
+                              bias=bias))
+            shape = (s.units,)
+        elif s.type == "batchnorm":
+            rows.append(Layer("batchnorm", shape, 2 * shape[-1], units=shape[-1]))
+        elif s.type == "dropout":
+            rows.append(Layer("dropout", shape, rate=s.rate))
+        elif s.type == "activation":
+            pass  # appended below, like a conv's or dense layer's own activation
+        elif s.type == "flatten":
+            shape = (math.prod(shape),)
+            rows.append(Layer("flatten", shape))
+        elif s.type == "global_avgpool":
+            shape = (shape[-1],)
+            rows.append(Layer("global_avgpool", shape))
+        else:
+            raise ValueError(f"common.specs: no shape rule for layer type {s.type!r}")
+        if s.type in ("conv", "dense", "activation") and s.activation != LINEAR:
+            rows.append(Layer("activation", shape, activation=s.activation))
+    if len(shape) != 1:
+        raise UserError(f"{where}: the classifier needs a vector, but the last layer gives a "
+                        f"{_shape_text(shape)} map; end the layers with flatten or "
+                        "global_avgpool (then any dense layers)")
+    rows.append(Layer("dense", (num_classes,), shape[0] * num_classes + num_classes,
+                      units=num_classes, in_units=shape[0]))
+    return rows
 
 
 def count_params(spec: ArchSpec, input_shape: tuple[int, int, int], num_classes: int) -> int:
-    return sum(layer.params for layer in layer_table(spec, input_shape, num_classes))
+    return sum(row.params for row in layer_table(spec, input_shape, num_classes))

@@ -26,6 +26,12 @@ def make_optimizer(hp: dict) -> keras.optimizers.Optimizer:
     if name == "adadelta":
         return keras.optimizers.Adadelta(learning_rate=hp["lr"], rho=hp["rho"],
                                          epsilon=hp["epsilon"])
+    if name == "adamax":
+        return keras.optimizers.Adamax(learning_rate=hp["lr"], beta_1=hp["beta_1"],
+                                       beta_2=hp["beta_2"], epsilon=hp["epsilon"])
+    if name == "nadam":
+        return keras.optimizers.Nadam(learning_rate=hp["lr"], beta_1=hp["beta_1"],
+                                      beta_2=hp["beta_2"], epsilon=hp["epsilon"])
     raise ValueError(f"no keras optimizer for {name!r}")
 
 

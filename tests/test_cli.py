@@ -224,3 +224,14 @@ def test_reduce_lr_on_plateau_and_native_init_end_to_end(tmp_path):
     assert reduced, "no plateau in either framework: the rule was not exercised"
     first = [records[fw].history[0]["train_loss"] for fw in ("keras", "torch")]
     assert first[0] != pytest.approx(first[1], abs=1e-3)  # not the shared start
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["report", "--help"]])
+def test_help_prints_every_flag(capsys, argv):
+    import compare  # noqa: PLC0415
+
+    with pytest.raises(SystemExit) as err:
+        compare.main(argv)
+    assert err.value.code == 0
+    text = capsys.readouterr().out
+    assert "usage:" in text and ("--task" in text if argv == ["--help"] else "--format" in text)

@@ -12,7 +12,9 @@ from conftest import ROOT
 from common.errors import UserError
 from common.metrics import confusion, cross_entropy, score
 from common.optim import OPTIMIZERS, resolve_optimizer
-from common.specs import PRESETS, count_params, customize, get_preset, layer_table, parse_filters, same_padding
+from common.specs import (PRESETS, conv_batch_norm, conv_filters, conv_kernel, count_params,
+                          customize, dense_dropout, get_preset, hidden_dense, layer_table,
+                          parse_filters, same_padding)
 from common.splits import epoch_order, make_split
 
 COMMON_MODULES = sorted(p.stem for p in (ROOT / "common").glob("*.py") if p.stem != "__init__")
@@ -58,9 +60,9 @@ def test_mnist_preset_is_one_valid_conv():
 def test_customize_knobs():
     spec = customize(get_preset("cifar10_cnn"), filters=parse_filters("8,8/16"), kernel_size=5,
                      dense=(32,), dropout=0.25, batch_norm=True)
-    assert [b.filters for b in spec.blocks] == [(8, 8), (16,)]
-    assert all(b.kernel_size == 5 and b.batch_norm for b in spec.blocks)
-    assert spec.dense == (32,) and spec.dropout == 0.25
+    assert conv_filters(spec) == ((8, 8), (16,))
+    assert conv_kernel(spec) == 5 and conv_batch_norm(spec)
+    assert hidden_dense(spec) == (32,) and dense_dropout(spec) == 0.25
     with pytest.raises(UserError, match="--filters"):
         parse_filters("8,x")
     with pytest.raises(UserError, match="too deep"):

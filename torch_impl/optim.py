@@ -1,6 +1,8 @@
 """Optimizers from common.optim hyperparameters. Mirrors keras_impl/optim.py.
 
-SGD, Adagrad and Adadelta are torch.optim's own classes with every hyperparameter set explicitly.
+SGD, Adagrad, Adadelta, Adamax and NAdam are torch.optim's own classes with every hyperparameter
+set explicitly (NAdam with momentum_decay=1.0: Keras' momentum schedule 0.96^t; Adamax adds
+epsilon inside its max, Keras after it, which matters only for gradients near epsilon).
 Adam and RMSprop place epsilon differently in the two frameworks (Keras: Adam's "epsilon hat",
 RMSprop's epsilon inside the square root), which no torch.optim setting reproduces; the suite uses
 the Keras form on both sides, via the two small classes below (see the README's defaults table).
@@ -86,6 +88,15 @@ def make_optimizer(params: Iterable, hp: dict) -> torch.optim.Optimizer:
     if name == "adadelta":
         return torch.optim.Adadelta(params, lr=hp["lr"], rho=hp["rho"], eps=hp["epsilon"],
                                     weight_decay=0.0)
+    if name == "adamax":
+        return torch.optim.Adamax(params, lr=hp["lr"], betas=(hp["beta_1"], hp["beta_2"]),
+                                  eps=hp["epsilon"], weight_decay=0.0)
+    if name == "nadam":
+        # Keras' momentum schedule mu_t = beta_1 (1 - 0.5 * 0.96^t); torch's is 0.96^(t *
+        # momentum_decay), default momentum_decay 4e-3
+        return torch.optim.NAdam(params, lr=hp["lr"], betas=(hp["beta_1"], hp["beta_2"]),
+                                 eps=hp["epsilon"], momentum_decay=1.0, weight_decay=0.0,
+                                 decoupled_weight_decay=False)
     raise ValueError(f"no torch optimizer for {name!r}")
 
 

@@ -1,4 +1,8 @@
-"""PyTorch half of the parity check (see common/parity.py; common.worker runs it). Mirrors keras_impl/parity.py."""
+"""PyTorch half of the parity check (see common/parity.py; common.worker runs it). Mirrors keras_impl/parity.py.
+
+The one training step is the training loop's: the loss's gradients, then the optimizer's step
+(keras_impl/parity.py explains why that side takes its step eagerly too).
+"""
 
 from __future__ import annotations
 
@@ -26,8 +30,9 @@ def parity_outputs(arch: ArchSpec, input_shape: tuple[int, int, int], num_classe
     model = _model(arch, input_shape, num_classes, weights).eval()
     with torch.no_grad():
         out = {"logits": model(xt).numpy()}
+    model = _model(without_dropout(arch), input_shape, num_classes, weights).train()
     for hp in optimizers:
-        model = _model(without_dropout(arch), input_shape, num_classes, weights).train()
+        load_weights(model, weights)  # every optimizer starts from the shared weights
         optimizer = make_optimizer(model.parameters(), hp)
         optimizer.zero_grad()
         F.cross_entropy(model(xt), yt).backward()
@@ -39,4 +44,3 @@ def parity_outputs(arch: ArchSpec, input_shape: tuple[int, int, int], num_classe
 
 def count_model_params(arch: ArchSpec, input_shape, num_classes: int) -> int:
     return count_params(build_model(arch, input_shape, num_classes))
-
