@@ -48,7 +48,8 @@ from common.tasks import OWN_IMAGES, TASKS, Task, get_task, is_own_images, load_
 from common.data import Dataset
 from common.transfer import (BACKBONES, DEFAULT_FINE_TUNE_LAYERS, DEFAULT_IMAGE_SIZE,
                              FINE_TUNE_LR_FACTOR, PADDING_KERAS, PADDING_TORCHVISION, PIPELINES,
-                             PROBE_IMAGES, TransferSpec, is_path, resolve_weights)
+                             PROBE_IMAGES, TransferSpec, is_path, resolve_weights,
+                             torch_label)
 from common.worker import Job
 
 
@@ -154,8 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "trained in two phases (frozen base, then fine-tuning of its top blocks)")
     g.add_argument("--backbone", choices=tuple(BACKBONES),
                    help="default mobilenetv2; " + "; ".join(
-                       f"{b.name}: keras.applications.{b.keras_name} / torchvision.models."
-                       f"{b.torch_name}" for b in BACKBONES.values()))
+                       f"{b.name}: keras.applications.{b.keras_name} / {torch_label(b)}"
+                       for b in BACKBONES.values()))
     g.add_argument("--weights", metavar="imagenet|none|PATH",
                    help="default imagenet: each framework's own ImageNet weights (its download "
                    "cache); none: random initialisation; PATH: a torchvision-format MobileNetV2 "

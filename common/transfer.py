@@ -2,7 +2,9 @@
 framework-free helpers both workers and compare.py share.
 
 `keras_impl.transfer` builds each backbone from `keras.applications`, `torch_impl.transfer` from
-`torchvision.models`; this module says what each side must build and how it preprocesses:
+`torchvision.models`, or, for a backbone torchvision does not ship (`torch_from_keras`: ResNet50V2),
+as a PyTorch twin of Keras' graph; this module says what each side must build and how it
+preprocesses:
 
 - a backbone is cut before its classifier; a new head (global average pool -> dropout -> dense)
   is trained in two phases driven by the same `common.loop.fit`: (1) the frozen base with
@@ -13,7 +15,10 @@ framework-free helpers both workers and compare.py share.
   frameworks, so they start from the same pretrained backbone (`imagenet` cannot promise that:
   each framework ships its own ImageNet training). The PyTorch process reads such a file with
   torch.load(weights_only=True) and leaves its arrays in an .npz at `converted_weights_path`,
-  so the Keras process reads plain arrays and never imports torch.
+  so the Keras process reads plain arrays and never imports torch;
+- the reverse for a `torch_from_keras` backbone: `imagenet` means Keras' ImageNet weights in
+  *both* frameworks; a Keras process leaves them as plain arrays at `converted_imagenet_path`
+  and the PyTorch twin loads those (PyTorch never imports keras).
 
 This module never imports a framework.
 """
@@ -79,7 +84,7 @@ class Backbone:
 
     name: str
     keras_name: str  # keras.applications class
-    torch_name: str  # torchvision.models builder
+    torch_name: str  # torchvision.models builder (torch_impl.transfer class if torch_from_keras)
     feature_dim: int  # channels of the last feature map = length of the pooled feature vector
     blocks: int  # units --fine-tune-layers counts from the top (see `block_note`)
     block_note: str
@@ -88,6 +93,9 @@ class Backbone:
     min_size: int = 32  # smallest input keras.applications accepts
     path_weights: bool = False  # accepts --weights PATH (torchvision-format feature state dict)
     path_tensors: int = 0  # tensors in such a state dict (a cheap check before any run)
+    # torchvision ships no such model: torch_impl.transfer builds a twin of Keras' graph, and
+    # `imagenet` loads Keras' ImageNet weights in both frameworks (converted by a Keras process)
+    torch_from_keras: bool = False
     # Keras pads stride-2 convolutions bottom/right only (TensorFlow 'same'), torchvision on both
     # sides; the Keras graph can pad like torchvision so the two compute the same function.
     padding_differs: bool = False
@@ -119,8 +127,38 @@ BACKBONES: dict[str, Backbone] = {
             keras_preprocessing=KERAS_CAFFE, torch_preprocessing=TORCHVISION,
             notes="identical architecture in both (13 convs with biases, no BatchNorm)",
         ),
+        Backbone(
+            "resnet50v2", "ResNet50V2", "ResNet50V2", feature_dim=2048, blocks=17,
+            block_note="stem (7x7 conv, max-pool), 16 pre-activation bottleneck units (the last "
+            "with the final BN-ReLU)",
+            # the twin runs Keras' weights, so it is fed as they were trained: 'tf' mode
+            keras_preprocessing=KERAS_TF, torch_preprocessing=KERAS_TF, torch_from_keras=True,
+            notes="torchvision has no ResNet50V2 (timm's resnetv2_50 is another graph: stride in "
+            "a stage's first unit, other conv biases and stem padding), so PyTorch runs a twin of "
+            "Keras' graph: stride 2 in a stage's last unit (1x1 max-pool shortcut), zero padding "
+            "before each 3x3 conv and the stem max-pool, conv biases where Keras has them, "
+            "BatchNorm epsilon 1.001e-5; `imagenet` is Keras' weights in both",
+        ),
+        Backbone(
+            "densenet121", "DenseNet121", "densenet121", feature_dim=1024, blocks=62,
+            block_note="stem (conv, BN, ReLU, max-pool), then in order 58 dense layers and the 3 "
+            "transitions between the 4 dense blocks (6, 12, 24, 16 layers), the last dense layer "
+            "with the final BN-ReLU",
+            # Keras' densenet.preprocess_input is 'torch' mode: torchvision's mean/std
+            keras_preprocessing=TORCHVISION, torch_preprocessing=TORCHVISION,
+            notes="identical architecture in both; BatchNorm epsilon 1.001e-5 in Keras, 1e-5 in "
+            "torchvision, set to Keras' 1.001e-5 on the PyTorch side (a relative change of "
+            "gamma / sqrt(var + eps) below 1e-8 for its own weights) so the graphs are equal",
+        ),
     )
 }
+
+
+def torch_label(b: Backbone) -> str:
+    """What the PyTorch side builds, for help texts and reports."""
+    if b.torch_from_keras:
+        return f"torch_impl.transfer.{b.torch_name} (a twin of Keras' graph)"
+    return f"torchvision.models.{b.torch_name}"
 
 
 def get_backbone(name: str) -> Backbone:
@@ -201,6 +239,11 @@ class TransferSpec:
         return Path(self.weights).name if is_path(self.weights) else self.weights
 
 
+def weights_alternatives(spec: TransferSpec) -> str:
+    """What else --weights accepts for this backbone (the end of a missing-weights error)."""
+    return "--weights none or --weights PATH" if spec.info.path_weights else "--weights none"
+
+
 def download_failure(err: Exception, url: str) -> str:
     """One short clause for a failed weights download (the url itself is long and known)."""
     text = " ".join(str(err).replace(url, "the weights url").split())
@@ -217,9 +260,10 @@ def head_weights(feature_dim: int, num_classes: int, seed: int) -> dict[str, np.
     """The new dense layer's shared start (Keras layout: kernel (in, out)): the same Glorot rule
     and random stream as the CNNs' common.init, for an input of `feature_dim` pooled features."""
     from common.init import initial_weights  # noqa: PLC0415
-    from common.specs import ArchSpec  # noqa: PLC0415
+    from common.specs import ArchSpec, layer  # noqa: PLC0415
 
-    head = ArchSpec("transfer_head", blocks=())
+    # a flatten draws nothing: the classifier's kernel is the stream's first draw
+    head = ArchSpec("transfer_head", layers=(layer("flatten"),))
     return initial_weights(head, (1, 1, feature_dim), num_classes, seed)[0]
 
 
@@ -242,6 +286,29 @@ def converted_weights_path(weights: str, cache_dir: str | None) -> Path:
     digest = hashlib.sha256(key).hexdigest()[:16]
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     return cache / "weights" / f"{path.stem}-{digest}.npz"
+
+
+# ----------------------------------------------------------------------------- Keras weights, twin
+
+# Keras' no-top ImageNet file (name, md5, as keras.applications passes them to get_file) of each
+# `torch_from_keras` backbone. get_file checks the md5, so it names the content: the converted
+# arrays are cached under it and converted again if Keras ever ships other weights.
+KERAS_IMAGENET_FILES = {
+    "resnet50v2": ("resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                   "fac2f116257151a9d068a22e544a4917"),
+}
+
+
+def converted_imagenet_path(backbone: str, cache_dir: str | None) -> Path:
+    """Where a Keras process leaves Keras' ImageNet weights of a `torch_from_keras` backbone as
+    plain arrays for the PyTorch twin (keras_impl.transfer.convert_imagenet_weights writes it,
+    torch_impl.transfer reads it): <cache>/weights/<Keras file stem>-<md5 prefix>.npz, one array
+    per Keras weight, named '<layer>.<weight>' (e.g. 'conv1_conv.kernel'), in layer order."""
+    from common.data import default_cache_dir  # noqa: PLC0415  (the project's one cache rule)
+
+    name, md5 = KERAS_IMAGENET_FILES[backbone]
+    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    return cache / "weights" / f"{Path(name).stem}-{md5[:12]}.npz"
 
 
 # ----------------------------------------------------------------------------- probes

@@ -7,8 +7,9 @@ A job file names its kind:
 - grid:    GridSearchCV (scikeras / skorch) on folds shared by both frameworks -> GridRecord;
 - parity:  logits and one step of every optimizer from the shared weights -> .npz;
 - device:  can this framework use the requested device? (checked before anything is written);
-- fetch / convert / probe: transfer-learning weights (ImageNet cache; a torchvision state dict
-  converted to plain arrays for Keras) and pooled backbone features.
+- fetch / convert / convert-imagenet / probe: transfer-learning weights (a framework's ImageNet
+  cache; a torchvision state dict converted to plain arrays for Keras; Keras' ImageNet weights
+  converted to plain arrays for PyTorch's twin of a Keras-only graph) and pooled features.
 The framework's own code (`{framework}_impl.train`, `.grid`, `.parity`, `.transfer`, `.augment`)
 is imported by name, only when a job needs it: importing this module imports no framework.
 One error rule for every kind: a UserError is one line `error: <framework>: ...` on stderr and a

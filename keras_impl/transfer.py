@@ -4,6 +4,9 @@ head. Mirrors torch_impl/transfer.py; what to build comes from common.transfer.
 Keras' MobileNetV2 pads its stride-2 convolutions bottom/right only (TensorFlow 'same'),
 torchvision's on every side; `--match-padding` rebuilds the Keras graph with torchvision's
 padding, the function torchvision-trained PATH weights were trained with (`pad_like_torchvision`).
+For a backbone torchvision does not ship (ResNet50V2), the PyTorch side runs a twin of Keras'
+graph with Keras' ImageNet weights, which a Keras process converts to plain arrays first
+(`convert_imagenet_weights`).
 
 `TransferModel` holds the parts the worker's two phases train with the ordinary KerasTrainer:
 `head` (pooled features -> logits, phase 1 on cached features) and `net` (images -> logits,
@@ -28,9 +31,11 @@ from keras.src.backend.config import keras_home
 from common.config import RunConfig
 from common.errors import UserError
 from common.loop import TRANSFER_EVAL_BATCH_SIZE
+from common.records import write_arrays
 from common.transfer import (
-    PADDING_ALIKE, PADDING_KERAS, PADDING_TORCHVISION, Preprocessing, TransferSpec,
-    converted_weights_path, download_failure, head_weights, is_path,
+    KERAS_IMAGENET_FILES, PADDING_ALIKE, PADDING_KERAS, PADDING_TORCHVISION, Preprocessing,
+    TransferSpec, converted_imagenet_path, converted_weights_path, download_failure,
+    head_weights, is_path, weights_alternatives,
 )
 from common.worker import PreparedData
 
@@ -45,7 +50,7 @@ _MOBILENET_V2_SIZES = (96, 128, 160, 192, 224)  # sizes Keras ships MobileNetV2 
 def imagenet_file(spec: TransferSpec) -> tuple[str, str, str | None]:
     """(file name, url, md5 or None) of the no-top ImageNet weights, exactly as
     keras.applications passes them to keras.utils.get_file (keras/src/applications/
-    {mobilenet_v2,resnet,vgg16}.py; Keras ships no hash for MobileNetV2)."""
+    {mobilenet_v2,resnet,vgg16,densenet}.py; Keras ships no hash for MobileNetV2)."""
     if spec.backbone == "mobilenetv2":
         # Keras falls back to its 224 weights for other sizes (with a warning)
         rows = spec.image_size if spec.image_size in _MOBILENET_V2_SIZES else 224
@@ -57,6 +62,12 @@ def imagenet_file(spec: TransferSpec) -> tuple[str, str, str | None]:
     if spec.backbone == "vgg16":
         name = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
         return name, f"{_APPS}vgg16/{name}", "6d6bbae143d832006294945121d1f1fc"
+    if spec.backbone == "resnet50v2":  # common.transfer keys the converted arrays by its md5
+        name, md5 = KERAS_IMAGENET_FILES[spec.backbone]
+        return name, f"{_APPS}resnet/{name}", md5
+    if spec.backbone == "densenet121":
+        name = "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"
+        return name, f"{_APPS}densenet/{name}", "30ee3e1110167f948a6b9946edeeb738"
     raise ValueError(f"no keras weights file for {spec.backbone}")
 
 
@@ -81,7 +92,7 @@ def fetch_imagenet(spec: TransferSpec, download: bool) -> str:
         reason = "downloads are off (--no-download)"
     raise UserError(f"keras.applications' ImageNet weights for {spec.backbone} are not in the "
                     f"cache and {reason}: place {name} in {folder} (the Keras cache; "
-                    "$KERAS_HOME moves it), or use --weights none or --weights PATH")
+                    "$KERAS_HOME moves it), or use " + weights_alternatives(spec))
 
 
 def load_path_weights(base: keras.Model, path: str) -> None:
@@ -118,6 +129,31 @@ def load_path_weights(base: keras.Model, path: str) -> None:
         layer.set_weights([v.astype(np.float32) for v in values])
 
 
+def keras_arrays(base: keras.Model) -> dict[str, np.ndarray]:
+    """Every weight of the base as Keras stores it, named '<layer>.<weight>' (e.g.
+    'conv1_conv.kernel', 'post_bn.moving_variance'), in layer order: what the PyTorch twin
+    loads by name (torch_impl.transfer.load_imagenet_arrays transposes the kernels)."""
+    return {f"{layer.name}.{w.name}": np.asarray(w.numpy(), np.float32)
+            for layer in base.layers for w in layer.weights}
+
+
+def convert_imagenet_weights(spec: TransferSpec, download: bool, cache_dir: str | None) -> Path:
+    """Keras' ImageNet weights of a backbone the PyTorch side runs as a twin (common.transfer.
+    Backbone.torch_from_keras) as plain arrays (`keras_arrays`), saved once at common.transfer.
+    converted_imagenet_path; that path. compare.py calls this in a Keras process before any
+    run, so PyTorch never imports keras, and offline the one line names Keras' cache file."""
+    out = converted_imagenet_path(spec.backbone, cache_dir)
+    if out.is_file():  # named after the md5 Keras checks: still these weights' arrays
+        return out
+    base, _ = build_base(spec, download, cache_dir)  # fetches (or names the missing file)
+    try:
+        write_arrays(out, keras_arrays(base))
+    except OSError as err:
+        raise UserError(f"cannot write converted weights to {out.parent} ({err.strerror}); "
+                        "--cache-dir moves them") from None
+    return out
+
+
 # ----------------------------------------------------------------------------- the graph
 
 
@@ -133,12 +169,26 @@ def block_index(backbone: str, layer_name: str) -> int:
             return int(match[1]) + 1
         if layer_name in ("Conv_1", "Conv_1_bn", "out_relu"):
             return 18
-    elif backbone == "resnet50":
+    elif backbone in ("resnet50", "resnet50v2"):
         if layer_name.startswith(("conv1_", "pool1_")):
             return 0
         if match := re.match(r"conv(\d)_block(\d+)_", layer_name):
             first = {2: 1, 3: 4, 4: 8, 5: 14}  # bottlenecks per stage: 3, 4, 6, 3
             return first[int(match[1])] + int(match[2]) - 1
+        if layer_name.startswith("post_"):  # v2's final BN-ReLU: with the last unit
+            return 16
+    elif backbone == "densenet121":
+        # stem 0; dense blocks conv2..conv5 of 6, 12, 24, 16 layers, transitions pool2..pool4
+        # between them: conv2 1-6, pool2 7, conv3 8-19, pool3 20, conv4 21-44, pool4 45, conv5 46-61
+        if layer_name.startswith(("conv1_", "pool1")):
+            return 0
+        first = {2: 1, 3: 8, 4: 21, 5: 46}
+        if match := re.match(r"conv(\d)_block(\d+)_", layer_name):
+            return first[int(match[1])] + int(match[2]) - 1
+        if match := re.match(r"pool(\d)_", layer_name):
+            return first[int(match[1]) + 1] - 1
+        if layer_name in ("bn", "relu"):  # the final BN-ReLU: with the last dense layer
+            return 61
     elif backbone == "vgg16":
         if match := re.match(r"block(\d)_", layer_name):
             return int(match[1]) - 1
@@ -223,7 +273,7 @@ def build_base(spec: TransferSpec, download: bool = True,
             base = app(input_shape=shape, include_top=False, weights=path)
         except (OSError, ValueError) as err:  # e.g. a truncated file in the cache
             raise UserError(f"keras.applications could not load {path} ({err}); delete it and "
-                            "retry, or use --weights none or --weights PATH") from None
+                            "retry, or use " + weights_alternatives(spec)) from None
         source = f"keras.applications {b.keras_name} ImageNet ({path})"
     else:
         base = app(input_shape=shape, include_top=False, weights=None)

@@ -1,5 +1,6 @@
 """Transfer learning: every backbone builds in both frameworks with the same blocks; a
-torchvision-format MobileNetV2 state dict (made here, random) converts exactly to Keras; offline
+torchvision-format MobileNetV2 state dict (made here, random) converts exactly to Keras, and
+Keras' ResNet50V2 ImageNet file (made here, random) exactly to the PyTorch twin; offline
 `imagenet`, bad weights files and bad flags are one line;
 `--pipeline transfer` runs both phases end to end. Each framework runs in its own process."""
 
@@ -17,7 +18,8 @@ import pytest
 from conftest import ROOT, one_line_error, records_of, run_compare, run_dirs
 
 from common.report import feature_agreement
-from common.transfer import BACKBONES, TransferSpec, converted_weights_path
+from common.transfer import (BACKBONES, KERAS_IMAGENET_FILES, TransferSpec,
+                             converted_imagenet_path, converted_weights_path)
 
 # A torchvision-format MobileNetV2 feature state dict with random weights, made like the real
 # file (keys 'features.*', 312 tensors, torch.save). Its BatchNorm statistics are those of its
@@ -122,7 +124,9 @@ def test_every_backbone_builds_with_the_registered_blocks(built, name):
         assert facts["blocks"] == b.blocks, (fw, facts)
         assert facts["feature_dim"] == b.feature_dim, (fw, facts)
         assert 0 < facts["top_block_trainable"] < facts["params"]
-    if name != "resnet50":  # Keras' ResNet50 is v1 with conv biases: documented, not equal
+    # densenet121 and the resnet50v2 twin: equal too; Keras' ResNet50 is v1 with conv biases
+    # (documented, not equal)
+    if name != "resnet50":
         assert built["keras"][name]["params"] == built["torch"][name]["params"]
         assert (built["keras"][name]["top_block_trainable"]
                 == built["torch"][name]["top_block_trainable"])
@@ -217,6 +221,137 @@ def test_path_weights_agree_across_frameworks(tmp_path, path_weights):
     print(f"matching padding: {matched}\nKeras' own padding: {stock}")
     assert matched["max_abs_diff"] < 1e-4, matched
     assert stock["max_abs_diff"] > 1e-2, "Keras' own padding should differ from torchvision's"
+
+
+# Keras' ResNet50V2 ImageNet file, made here with random weights (no download): as for the
+# MobileNetV2 state dict above, BatchNorm statistics are those of the net's own activations on
+# smooth images (momentum 0: one training-mode call sets them), then perturbed and floored;
+# gamma and beta random. Each residual branch's last conv is scaled by 0.25 first: a random
+# pre-activation ResNet's branches are as large as its identity path, which makes it chaotic
+# (float32 rounding grows through the 16 units until PyTorch's own float32 and float64 features
+# differ by up to 3e-4); with smaller branches, as in trained ones, that noise is ~1e-5 and a
+# 1e-4 bound can tell a wrong graph from rounding. Saved in the legacy .h5 layout Keras ships, at
+# the name keras.applications fetches, where --no-download finds it. Then, as compare.py does
+# before a run: Keras' pooled features from that file and the conversion for the PyTorch twin.
+_MAKE_KERAS_RESNET50V2 = THREADS["keras"] + """
+import h5py, keras, numpy as np
+from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
+from common.transfer import TransferSpec
+from keras_impl.transfer import Preprocess, TransferModel, convert_imagenet_weights
+keras.utils.set_random_seed(0)
+rng = np.random.default_rng(1)
+spec = TransferSpec("resnet50v2", "imagenet", 32)
+base = keras.applications.ResNet50V2(input_shape=(32, 32, 3), include_top=False, weights=None)
+for layer in base.layers:
+    if layer.name.endswith("_3_conv"):
+        layer.kernel.assign(layer.kernel * 0.25)
+    elif isinstance(layer, keras.layers.BatchNormalization):
+        n = layer.gamma.shape[0]
+        layer.gamma.assign(rng.uniform(0.5, 1.5, n).astype(np.float32))
+        layer.beta.assign(rng.normal(0.5, 0.2, n).astype(np.float32))
+        layer.momentum = 0.0
+calibration = np.kron(rng.random((32, 4, 4, 3)), np.ones((1, 8, 8, 1))).astype(np.float32)
+base(Preprocess(32, spec.preprocessing("keras"))(calibration), training=True)
+for layer in base.layers:
+    if isinstance(layer, keras.layers.BatchNormalization):
+        n = layer.gamma.shape[0]
+        var = np.maximum(layer.moving_variance.numpy(), 1e-3) * rng.uniform(0.8, 1.25, n)
+        layer.moving_mean.assign(layer.moving_mean.numpy()
+                                 + 0.1 * np.sqrt(var) * rng.standard_normal(n))
+        layer.moving_variance.assign(var.astype(np.float32))
+with h5py.File({h5!r}, "w") as f:
+    save_weights_to_hdf5_group(f, base)
+model = TransferModel(spec, (32, 32, 3), num_classes=1, seed=0, shared_init=False,
+                      download=False)  # loads the file as keras.applications does
+np.save({features!r}, model.features(np.load({images!r})))
+print(convert_imagenet_weights(spec, False, {cache!r}))
+"""
+
+
+@pytest.fixture(scope="module")
+def keras_resnet50v2(tmp_path_factory) -> dict[str, str]:
+    tmp = tmp_path_factory.mktemp("resnet50v2")
+    (tmp / "keras-home" / "models").mkdir(parents=True)
+    paths = {"keras_home": str(tmp / "keras-home"), "cache": str(tmp / "cache"),
+             "images": str(tmp / "images.npy"), "features": str(tmp / "keras.npy"),
+             "h5": str(tmp / "keras-home" / "models" / KERAS_IMAGENET_FILES["resnet50v2"][0])}
+    rng = np.random.default_rng(0)
+    np.save(paths["images"], np.kron(rng.random((6, 4, 4, 3)), np.ones((1, 8, 8, 1))
+                                     ).astype(np.float32))
+    out = run_python(_MAKE_KERAS_RESNET50V2.format(**paths), KERAS_HOME=paths["keras_home"])
+    assert out.strip().splitlines()[-1] == str(converted_imagenet_path("resnet50v2",
+                                                                       paths["cache"]))
+    return paths
+
+
+def test_resnet50v2_twin_computes_keras_function(keras_resnet50v2):
+    """Keras' ResNet50V2 weights, converted by a Keras process, loaded into the PyTorch twin:
+    the pooled features agree to float32 noise (a twin that differed, e.g. padding its stem
+    max-pool with -inf like torch's MaxPool2d(padding=1), is off by ~0.1). A file missing a
+    layer is one line naming it."""
+    paths = keras_resnet50v2
+    facts = json.loads(run_python(THREADS["torch"] + f"""
+import json, numpy as np, torch
+from common.errors import UserError
+from common.transfer import TransferSpec, converted_imagenet_path
+from torch_impl.transfer import ResNet50V2, TransferModel, load_imagenet_arrays
+spec = TransferSpec("resnet50v2", "imagenet", 32)
+model = TransferModel(spec, (32, 32, 3), num_classes=1, seed=0, shared_init=False,
+                      cache_dir={paths["cache"]!r})
+images = np.load({paths["images"]!r})
+np.save({paths["features"] + ".torch.npy"!r}, model.features(images))
+with torch.no_grad():  # the same twin in float64: the float32 rounding, for the message
+    exact = model.net.double().features(torch.from_numpy(images).double().permute(0, 3, 1, 2))
+np.save({paths["features"] + ".torch64.npy"!r}, exact.numpy())
+path = converted_imagenet_path("resnet50v2", {paths["cache"]!r})
+arrays = dict(np.load(path))
+del arrays["post_bn.gamma"], arrays["post_bn.beta"]
+del arrays["post_bn.moving_mean"], arrays["post_bn.moving_variance"]
+np.savez({paths["cache"] + "/partial.npz"!r}, **arrays)
+try:
+    load_imagenet_arrays(ResNet50V2(), {paths["cache"] + "/partial.npz"!r})
+    error = None
+except UserError as err:
+    error = str(err)
+print(json.dumps({{"source": model.weights_source, "error": error,
+                  "preprocessing": model.preprocessing.name}}))
+""").strip().splitlines()[-1])
+    keras, torch = np.load(paths["features"]), np.load(paths["features"] + ".torch.npy")
+    assert keras.shape == torch.shape == (6, 2048)
+    # features of the size of trained ones, depending on the image: not zeros or a constant
+    scale = np.abs(torch)
+    assert 0.5 < scale.max() < 50 and scale.mean() > 0.05, (scale.max(), scale.mean())
+    assert torch.std(axis=0).mean() > 0.05 * scale.mean()
+    agreement = feature_agreement(keras, torch)
+    rounding = float(np.abs(torch - np.load(paths["features"] + ".torch64.npy")).max())
+    print(f"resnet50v2, Keras vs the PyTorch twin: {agreement}; the twin's float32 vs float64: "
+          f"{rounding:.2e}")
+    assert agreement["max_abs_diff"] < 1e-4, (agreement, rounding)
+    assert "converted by Keras" in facts["source"] and facts["preprocessing"].startswith("keras tf")
+    assert facts["error"] and "\n" not in facts["error"] and "post_bn" in facts["error"]
+
+
+def test_resnet50v2_imagenet_end_to_end(tmp_path, keras_resnet50v2):
+    """`--weights imagenet` for resnet50v2: compare.py converts Keras' file (here the random one,
+    found with --no-download) in a Keras process; both frameworks train both phases from it."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "compare.py"),
+         *("resnet50v2" if a == "mobilenetv2" else a for a in TINY),
+         "--weights", "imagenet", "--no-download", "--fine-tune-epochs", "1",
+         "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "KERAS_HOME": keras_resnet50v2["keras_home"]})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert converted_imagenet_path("resnet50v2", str(tmp_path / "cache")).is_file()
+    records = {r.framework: r for r in records_of(run_dirs(tmp_path / "out")[0])}
+    for r in records.values():
+        assert [h["phase"] for h in r.history] == ["head", "fine-tune"]
+        assert r.transfer["preprocessing"]["name"].startswith("keras tf")
+        assert KERAS_IMAGENET_FILES["resnet50v2"][0] in r.transfer["weights_source"]
+    assert "converted by Keras" in records["torch"].transfer["weights_source"]
+    assert records["keras"].params == records["torch"].params
+    assert (records["keras"].transfer["phases"][1]["trainable_params"]
+            == records["torch"].transfer["phases"][1]["trainable_params"])
 
 
 def test_convert_path_weights_saves_the_tensors_in_order(tmp_path, path_weights):
@@ -341,6 +476,23 @@ def test_imagenet_offline_is_one_line_before_any_run(tmp_path):
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5" in line
     assert str(keras_home / "models") in line
     assert "mobilenet_v2-b0353104.pth" in line and str(torch_home / "hub" / "checkpoints") in line
+    assert run_dirs(tmp_path / "out") == []
+
+
+def test_resnet50v2_imagenet_offline_names_keras_file(tmp_path):
+    """PyTorch runs Keras' ResNet50V2 weights: offline, also --framework torch names Keras'
+    file and folder, in one line, before anything is written."""
+    keras_home = tmp_path / "keras-home"
+    keras_home.mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "compare.py"), "--task", "digits", "--framework", "torch",
+         "--pipeline", "transfer", "--backbone", "resnet50v2", "--weights", "imagenet",
+         "--no-download", "--out", str(tmp_path / "out")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "KERAS_HOME": str(keras_home)})
+    line = one_line_error(proc)
+    assert KERAS_IMAGENET_FILES["resnet50v2"][0] in line and str(keras_home / "models") in line
+    assert "--weights PATH" not in line  # mobilenetv2 only
     assert run_dirs(tmp_path / "out") == []
 
 

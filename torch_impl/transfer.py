@@ -1,6 +1,10 @@
 """Transfer learning in PyTorch: a torchvision backbone, cut before its classifier, with a new
 head. Mirrors keras_impl/transfer.py; what to build comes from common.transfer.
 
+torchvision ships no ResNet50V2, and timm's resnetv2_50 is another graph, so `ResNet50V2` here is
+a twin of keras.applications.ResNet50V2, layer for layer; `imagenet` loads Keras' ImageNet
+weights into it, converted to plain arrays by a Keras process (`load_imagenet_arrays`).
+
 `TransferModel` holds the parts the worker's two phases train with the ordinary TorchTrainer:
 `head` (pooled features -> logits, phase 1 on cached features) and `net` (images -> logits,
 sharing that head: phase 2, or phase 1 when features cannot be cached). The base always runs in
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +30,9 @@ from common.errors import UserError
 from common.loop import TRANSFER_EVAL_BATCH_SIZE
 from common.records import write_arrays
 from common.transfer import (
-    PADDING_ALIKE, PADDING_TORCHVISION, Preprocessing, TransferSpec, converted_weights_path,
-    download_failure, head_weights, is_path,
+    KERAS_IMAGENET_FILES, PADDING_ALIKE, PADDING_TORCHVISION, Preprocessing, TransferSpec,
+    converted_imagenet_path, converted_weights_path, download_failure, head_weights, is_path,
+    weights_alternatives,
 )
 from common.worker import PreparedData
 
@@ -35,7 +41,10 @@ IMAGENET_WEIGHTS = {
     "mobilenetv2": torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1,
     "resnet50": torchvision.models.ResNet50_Weights.IMAGENET1K_V1,
     "vgg16": torchvision.models.VGG16_Weights.IMAGENET1K_V1,
+    "densenet121": torchvision.models.DenseNet121_Weights.IMAGENET1K_V1,
 }
+# keras.applications' BatchNorm epsilon in ResNet*V2 and DenseNet (torchvision's default: 1e-5)
+KERAS_BN_EPSILON = 1.001e-5
 
 
 # ----------------------------------------------------------------------------- weights
@@ -49,6 +58,10 @@ def imagenet_file(spec: TransferSpec) -> Path:
 
 def fetch_imagenet(spec: TransferSpec, download: bool) -> str:
     """The cached ImageNet checkpoint's path; downloads it (if allowed) when absent."""
+    if spec.info.torch_from_keras:  # no torchvision file: Keras' converted (build_base)
+        raise UserError(f"torchvision has no ImageNet weights for {spec.backbone}: PyTorch loads "
+                        f"Keras' {KERAS_IMAGENET_FILES[spec.backbone][0]}, which compare.py "
+                        "converts in a Keras process first")
     path = imagenet_file(spec)
     if path.is_file():
         return str(path)
@@ -64,7 +77,7 @@ def fetch_imagenet(spec: TransferSpec, download: bool) -> str:
             reason = download_failure(err, IMAGENET_WEIGHTS[spec.backbone].url)
     raise UserError(f"torchvision's ImageNet weights for {spec.backbone} are not in the cache "
                     f"and {reason}: place {path.name} in {path.parent} (torch.hub's cache; "
-                    "$TORCH_HOME moves it), or use --weights none or --weights PATH")
+                    "$TORCH_HOME moves it), or use " + weights_alternatives(spec))
 
 
 def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
@@ -121,7 +134,138 @@ def load_path_weights(base: nn.Sequential, path: str) -> None:
     base.load_state_dict(renamed, strict=True)
 
 
+def load_imagenet_arrays(model: ResNet50V2, path: str) -> None:
+    """Keras' weights as keras_impl.transfer.convert_imagenet_weights saved them
+    ('<layer>.<weight>', Keras layouts), matched by Keras layer name (`ResNet50V2.keras_layers`),
+    every array used and every tensor set: conv kernels (h,w,I,O) -> (O,I,h,w), BatchNorm
+    gamma, beta, moving mean and variance -> weight, bias, running_mean, running_var (the same
+    epsilon: 1.001e-5)."""
+    layers: dict[str, dict[str, np.ndarray]] = {}
+    try:
+        with np.load(path) as arrays:
+            for key in arrays.files:
+                layer, _, name = key.rpartition(".")
+                layers.setdefault(layer, {})[name] = arrays[key]
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: converted weights unreadable ({type(err).__name__}); delete "
+                        "it and rerun compare.py, which converts Keras' weights first") from None
+    modules = model.keras_layers()
+    if set(layers) != set(modules):
+        missing, extra = sorted(set(modules) - set(layers)), sorted(set(layers) - set(modules))
+        raise UserError(f"{path}: not Keras' {model.keras_name} (missing {missing[:3]}, "
+                        f"unexpected {extra[:3]}); delete it and rerun compare.py")
+    with torch.no_grad():
+        for name, module in modules.items():
+            w = layers[name]
+            if isinstance(module, nn.BatchNorm2d):
+                pairs = [(module.weight, w["gamma"]), (module.bias, w["beta"]),
+                         (module.running_mean, w["moving_mean"]),
+                         (module.running_var, w["moving_variance"])]
+            else:
+                pairs = [(module.weight, w["kernel"].transpose(3, 2, 0, 1))]
+                if module.bias is not None:
+                    pairs.append((module.bias, w["bias"]))
+            if len(pairs) != len(w):  # e.g. a conv bias on one side only
+                raise UserError(f"{path}: {name} has {sorted(w)}, the twin's {module}")
+            for tensor, value in pairs:
+                if tuple(tensor.shape) != value.shape:
+                    raise UserError(f"{path}: {name} {value.shape} does not fit the twin's "
+                                    f"{tuple(tensor.shape)}")
+                tensor.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+
+
 # ----------------------------------------------------------------------------- the graph
+
+
+def keras_bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=KERAS_BN_EPSILON)
+
+
+class PreactBottleneck(nn.Module):
+    """keras.applications' residual_block_v2 (keras/src/applications/resnet.py), named after its
+    Keras layers ('<name>_preact_bn', '_0_conv', '_1_conv', ...): BN-ReLU pre-activation; the
+    shortcut is a 1x1 conv of the pre-activation (a stage's first unit, stride 1) or the input
+    itself, subsampled by a 1x1 max-pool where the unit has stride 2 (a stage's LAST unit, as in
+    Keras; timm's resnetv2 strides the first); 1x1 conv, BN-ReLU, 3x3 conv with the stride
+    (zero padding 1 on every side, as Keras' ZeroPadding2D), BN-ReLU, 1x1 conv. The 1x1 convs
+    that end a branch have biases, those followed by BatchNorm do not (Keras' use_bias)."""
+
+    def __init__(self, name: str, in_channels: int, filters: int, stride: int,
+                 conv_shortcut: bool):
+        super().__init__()
+        self.keras_name, self.stride = name, stride
+        self.preact_bn = keras_bn(in_channels)
+        self.conv_0 = (nn.Conv2d(in_channels, 4 * filters, 1, stride) if conv_shortcut
+                       else None)
+        self.conv_1 = nn.Conv2d(in_channels, filters, 1, bias=False)
+        self.bn_1 = keras_bn(filters)
+        self.conv_2 = nn.Conv2d(filters, filters, 3, stride, padding=1, bias=False)
+        self.bn_2 = keras_bn(filters)
+        self.conv_3 = nn.Conv2d(filters, 4 * filters, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        preact = F.relu(self.preact_bn(x))
+        if self.conv_0 is not None:
+            shortcut = self.conv_0(preact)
+        else:  # Keras' MaxPooling2D(1, strides=stride) of the input (not the pre-activation)
+            shortcut = F.max_pool2d(x, 1, self.stride) if self.stride > 1 else x
+        y = F.relu(self.bn_1(self.conv_1(preact)))
+        y = F.relu(self.bn_2(self.conv_2(y)))
+        return shortcut + self.conv_3(y)
+
+    def keras_layers(self) -> dict[str, nn.Module]:
+        parts = {"preact_bn": self.preact_bn, "0_conv": self.conv_0, "1_conv": self.conv_1,
+                 "1_bn": self.bn_1, "2_conv": self.conv_2, "2_bn": self.bn_2,
+                 "3_conv": self.conv_3}
+        return {f"{self.keras_name}_{k}": m for k, m in parts.items() if m is not None}
+
+
+class ResNet50V2(nn.Module):
+    """keras.applications.ResNet50V2(include_top=False), layer for layer: stem 7x7 stride-2 conv
+    with a bias (padding 3) and no BN-ReLU (pre-activation: the units' own BN-ReLU follow), a
+    3x3 stride-2 max-pool after zero padding 1 (Keras' ZeroPadding2D: zeros, not -inf; the stem
+    output is not ReLU'd, so the padding value matters); stages conv2..conv5 of 3, 4, 6, 3 units
+    (the first with a conv shortcut; the last with stride 2, except conv5's); post BN-ReLU."""
+
+    keras_name = "ResNet50V2"
+    STAGES = ((64, 3, 2), (128, 4, 2), (256, 6, 2), (512, 3, 1))  # filters, units, last stride
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(OrderedDict(
+            conv=nn.Conv2d(3, 64, 7, 2, padding=3), pad=nn.ZeroPad2d(1),
+            pool=nn.MaxPool2d(3, 2)))
+        units, channels = [], 64
+        for stage, (filters, n, stride) in enumerate(self.STAGES, start=2):
+            for i in range(1, n + 1):
+                units.append(PreactBottleneck(f"conv{stage}_block{i}", channels, filters,
+                                              stride if i == n else 1, conv_shortcut=i == 1))
+                channels = 4 * filters
+        self.units = nn.Sequential(*units)
+        self.post_bn = keras_bn(channels)
+        self.post_relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.post_relu(self.post_bn(self.units(self.stem(x))))
+
+    def keras_layers(self) -> dict[str, nn.Module]:
+        """Keras layer name -> the module holding its weights (load_imagenet_arrays)."""
+        layers = {"conv1_conv": self.stem.conv}
+        for unit in self.units:
+            layers.update(unit.keras_layers())
+        return {**layers, "post_bn": self.post_bn}
+
+
+class DenseUnit(nn.Module):
+    """One torchvision dense layer as a block of its own: x -> concat(x, layer(x)), what its
+    _DenseBlock does layer by layer (Keras' conv_block, ending in a Concatenate)."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, self.layer(x)], 1)
 
 
 def split_blocks(backbone: str, model: nn.Module) -> list[nn.Module]:
@@ -131,6 +275,20 @@ def split_blocks(backbone: str, model: nn.Module) -> list[nn.Module]:
     if backbone == "resnet50":
         stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
         return [stem, *model.layer1, *model.layer2, *model.layer3, *model.layer4]
+    if backbone == "resnet50v2":  # the final BN-ReLU goes with the last unit (Keras: post_*)
+        return [model.stem, *model.units[:-1],
+                nn.Sequential(model.units[-1], model.post_bn, model.post_relu)]
+    if backbone == "densenet121":
+        f = model.features
+        stem = nn.Sequential(f.conv0, f.norm0, f.relu0, f.pool0)
+        blocks: list[nn.Module] = [stem]
+        for i in range(1, 5):
+            blocks += [DenseUnit(layer) for layer in getattr(f, f"denseblock{i}").values()]
+            if i < 4:
+                blocks.append(getattr(f, f"transition{i}"))
+        # torchvision's DenseNet.forward applies the ReLU after `features` (Keras: layer 'relu')
+        blocks[-1] = nn.Sequential(blocks[-1], f.norm5, nn.ReLU())
+        return blocks
     if backbone == "vgg16":
         blocks, current = [], []
         for layer in model.features:
@@ -194,16 +352,32 @@ class TransferNet(nn.Module):
 def build_base(spec: TransferSpec, download: bool = True,
                cache_dir: str | None = None) -> tuple[nn.Sequential, str]:
     """The base with its weights, and where they came from (for the record). PATH weights come
-    from the file itself (torch.load), so `cache_dir` (the Keras side's converted copy) is
-    unused here."""
+    from the file itself (torch.load); Keras' ImageNet weights for the ResNet50V2 twin from the
+    arrays a Keras process converted into `cache_dir` (common.transfer.converted_imagenet_path)."""
     b = spec.info
-    if spec.weights == "imagenet":
+    if b.torch_from_keras:
+        model = ResNet50V2()
+        source = "random initialisation (PyTorch's default init of the Keras twin)"
+        if spec.weights == "imagenet":
+            path = converted_imagenet_path(b.name, cache_dir)
+            if not path.is_file():
+                raise UserError(f"{path}: Keras' ImageNet weights for {b.name} are not converted "
+                                "yet; compare.py converts them in a Keras process first")
+            load_imagenet_arrays(model, str(path))
+            source = (f"keras.applications {b.keras_name} ImageNet "
+                      f"({KERAS_IMAGENET_FILES[b.name][0]}), converted by Keras ({path}: "
+                      "kernels to OIhw)")
+    elif spec.weights == "imagenet":
         path = fetch_imagenet(spec, download)
         model = torchvision.models.get_model(b.torch_name, weights=IMAGENET_WEIGHTS[b.name])
         source = f"torchvision {IMAGENET_WEIGHTS[b.name]} ({path})"
     else:
         model = torchvision.models.get_model(b.torch_name, weights=None)
         source = "random initialisation (torchvision's own)"
+    if b.name == "densenet121":  # Keras' epsilon, so both graphs compute the same function
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eps = KERAS_BN_EPSILON
     base = nn.Sequential(*split_blocks(b.name, model))
     if is_path(spec.weights):
         load_path_weights(base, spec.weights)
