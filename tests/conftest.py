@@ -55,6 +55,29 @@ def records_of(run_dir: Path) -> list[RunRecord]:
     return run_records(run_dir)
 
 
+# A small run: one epoch on 200 digits, both frameworks (the shared start of several tests)
+SMALL = ("--framework", "both", "--epochs", "1", "--train-size", "200", "--no-plots")
+
+
+@pytest.fixture(scope="session")
+def small_runs(tmp_path_factory):
+    """The same SMALL command twice into one folder: the command line, then compare.run (its
+    output captured as a notebook cell would show it). Returns (out, frame, shown)."""
+    import contextlib  # noqa: PLC0415
+    import io  # noqa: PLC0415
+
+    import compare  # noqa: PLC0415
+
+    out = tmp_path_factory.mktemp("small")
+    proc = run_compare("--task", "digits", *SMALL, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown):
+        frame = compare.run(task="digits", framework="both", epochs=1, train_size=200,
+                            no_plots=True, out=str(out))
+    return out, frame, shown.getvalue()
+
+
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     """One full `compare.py --task digits --framework both`, shared by the end-to-end tests."""

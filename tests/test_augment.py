@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, records_of, run_compare, run_dirs
+from conftest import ROOT, SMALL, records_of, run_compare, run_dirs
 
 from common.augment import AUGMENTATIONS, parse_augment
 from common.errors import UserError
@@ -82,19 +82,18 @@ def test_registry_validation_lists_choices():
         parse_augment("flip,flip")
 
 
-def test_augmented_run_trains_on_augmented_batches(tmp_path):
+def test_augmented_run_trains_on_augmented_batches(small_runs, tmp_path):
     """The same seed, split and shared weights with and without --augment: the first epoch's
     training loss differs in each framework (the batches changed), and the parameter count does
     not (augmentation has no weights)."""
-    args = ["--task", "digits", "--epochs", "1", "--train-size", "300", "--no-plots"]
-    runs = {}
-    for label, extra in (("plain", []), ("augmented", ["--augment", "crop,contrast"])):
-        out = tmp_path / label
-        proc = run_compare(*args, *extra, "--out", str(out))
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        runs[label] = {r.framework: r for r in records_of(run_dirs(out)[0])}
+    plain_out, _, _ = small_runs
+    proc = run_compare("--task", "digits", *SMALL, "--augment", "crop,contrast",
+                       "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    plain = {r.framework: r for r in records_of(run_dirs(plain_out)[0])}
+    augmented = {r.framework: r for r in records_of(run_dirs(tmp_path)[0])}
     for framework in ("keras", "torch"):
-        plain, augmented = runs["plain"][framework], runs["augmented"][framework]
-        assert augmented.config.augment == ("crop", "contrast")
-        assert augmented.params == plain.params
-        assert augmented.history[0]["train_loss"] != plain.history[0]["train_loss"]
+        assert augmented[framework].config.augment == ("crop", "contrast")
+        assert augmented[framework].params == plain[framework].params
+        assert (augmented[framework].history[0]["train_loss"]
+                != plain[framework].history[0]["train_loss"])

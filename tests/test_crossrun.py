@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import main_error, run_compare, run_dirs
+from conftest import main_error, run_dirs
 from tests_support import make_record
 
 import compare
@@ -194,23 +194,9 @@ def test_run_raises_the_command_lines_one_line(tmp_path, capsys, options, argv):
 
 # ----------------------------------------------------------------------------- real runs
 
-SMALL = ("--framework", "both", "--epochs", "1", "--train-size", "200", "--no-plots")
-
-
 @pytest.fixture(scope="module")
-def cli_and_api(tmp_path_factory):
-    """The same small run twice into one folder: the command line, then compare.run (with its
-    output captured as a notebook cell would show it)."""
-    out = tmp_path_factory.mktemp("crossrun")
-    proc = run_compare("--task", "digits", *SMALL, "--out", str(out))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    import contextlib  # noqa: PLC0415
-
-    shown = io.StringIO()
-    with contextlib.redirect_stdout(shown):
-        frame = compare.run(task="digits", framework="both", epochs=1, train_size=200,
-                            no_plots=True, out=str(out))
-    return out, frame, shown.getvalue()
+def cli_and_api(small_runs):
+    return small_runs
 
 
 def test_run_returns_the_command_lines_numbers(cli_and_api):
