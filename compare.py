@@ -28,8 +28,9 @@ from typing import Any
 import pandas as pd
 
 from common.augment import AUGMENTATIONS, parse_augment
-from common.config import DEVICES, FRAMEWORKS, INITS, RunConfig
+from common.config import DEVICES, INITS, MODES, PRECISIONS, RunConfig
 from common.errors import UserError
+from common.frameworks import BOTH, NAMES_HELP, REFERENCE, installed, is_keras, parse_frameworks
 from common.figures import plot_cross_run, write_figures
 from common.launch import (ROOT, call_worker, command_line, forwarded_output, new_run_dir,
                            run_parity, run_worker)
@@ -76,6 +77,13 @@ def _task(text: str) -> str:
     return text
 
 
+def _frameworks(text: str) -> tuple[str, ...]:
+    try:
+        return parse_frameworks(text)
+    except UserError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _plateau(text: str) -> tuple[float, int, float]:
     try:
         factor, patience, min_lr = text.split(",")
@@ -110,8 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dataset: digits (bundled, no download), mnist, cifar10, or your own "
                    "images: folder:PATH (one sub-folder per class, optional train/ and test/) "
                    "or csv:FILE (rows of filename,label; with --image-dir)")
-    g.add_argument("--framework", default="both", choices=("both", *FRAMEWORKS),
-                   help="which frameworks to train, each in its own process")
+    g.add_argument("--framework", default=BOTH, type=_frameworks, metavar="NAMES",
+                   help="which frameworks to train, each in its own process: " + NAMES_HELP
+                   + " (keras: Keras 3 on TensorFlow; keras-jax, keras-torch: Keras 3 on the "
+                   "JAX and PyTorch backends; torch: PyTorch) (default: both)")
     g.add_argument("--model", metavar="PRESET|FILE.toml",
                    help="architecture: a preset (" + ", ".join(PRESETS) + ") or an architecture "
                    "file (TOML: a list of [[layer]] tables; README, 'Model presets') (default: the "
@@ -208,7 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                    help="CPU threads for each framework (the same for both; default: all cores)")
     g.add_argument("--device", default="auto", choices=DEVICES,
-                   help="auto: CUDA where PyTorch finds it, else CPU (TensorFlow here is CPU-only)")
+                   help="auto: the GPU wherever a framework's build can use one, else the CPU; "
+                   "cuda: every framework on the GPU, or one line naming the one that cannot")
+    g.add_argument("--mode", default="reference", choices=MODES,
+                   help="reference: deterministic kernels, each framework's textbook settings; "
+                   "fast: each framework's fastest measured settings for the device (PyTorch "
+                   "channels_last, cuDNN autotuning on a GPU; non-deterministic kernels)")
+    g.add_argument("--precision", default="float32", choices=PRECISIONS,
+                   help="float32, or mixed precision: Keras' mixed-precision policy and "
+                   "torch.autocast (mixed_float16 needs a GPU; the CPU takes mixed_bfloat16)")
     g.add_argument("--no-deterministic", action="store_true",
                    help="let the frameworks use non-deterministic kernels (and Keras XLA)")
     g.add_argument("--no-plots", action="store_true",
@@ -276,7 +294,8 @@ def config_from_args(args: argparse.Namespace, pool_size: int | None = None) -> 
         val_size=val_size,
         restore_best=not args.no_restore_best, init=args.init,
         augment=parse_augment(args.augment),
-        deterministic=not args.no_deterministic, threads=args.threads, device=args.device,
+        deterministic=not (args.no_deterministic or args.mode == "fast"), mode=args.mode,
+        precision=args.precision, threads=args.threads, device=args.device,
         data_dir=args.data_dir, cache_dir=args.cache_dir, download=not args.no_download,
         image_size=args.image_size, image_dir=args.image_dir,
         pipeline=args.pipeline, transfer=transfer,
@@ -320,10 +339,23 @@ def resolve(args: argparse.Namespace, argv: list[str] | None,
             raise UserError("--grid and --sweep study the CNN presets; drop --pipeline transfer")
         if args.grid and args.cv < 2:
             raise UserError("--cv must be at least 2")
+        keras_elsewhere = [f for f in args.framework if is_keras(f) and f != "keras"]
+        if args.grid and keras_elsewhere:
+            raise UserError(f"--grid drives Keras through scikeras, which imports TensorFlow: "
+                            f"it runs on keras and torch, not {', '.join(keras_elsewhere)}; "
+                            "use --sweep for the other Keras backends")
         if args.grid and (args.early_stopping or args.reduce_lr_on_plateau or args.augment):
             raise UserError("--grid fits have no validation set and no augmentation: drop "
                             "--early-stopping, --reduce-lr-on-plateau and --augment, or use --sweep")
     cfg = config_from_args(args, pool_size)
+    if cfg.precision != "float32" and cfg.transfer:
+        raise UserError(f"--precision {cfg.precision} covers the CNN pipeline; drop it or "
+                        "--pipeline transfer")
+    if cfg.precision != "float32" and args.grid:
+        raise UserError(f"--precision {cfg.precision} covers training runs and sweeps, not "
+                        "--grid; drop one")
+    if args.check_parity and cfg.precision != "float32":
+        raise UserError("--check-parity proves float32 agreement; drop --precision")
     if args.check_parity and cfg.transfer and not is_path(cfg.transfer.weights):
         raise UserError("--check-parity --pipeline transfer compares the frameworks' features "
                         "from the same weights: give --weights PATH")
@@ -334,17 +366,24 @@ def resolve(args: argparse.Namespace, argv: list[str] | None,
                    for point in product(study)) if study else (cfg,)
     callbacks = Callbacks(restore_best=cfg.restore_best, early_stopping=args.early_stopping,
                           reduce_lr=args.reduce_lr_on_plateau)
-    frameworks = FRAMEWORKS if args.framework == "both" else (args.framework,)
+    frameworks = tuple(args.framework)
     return Plan(command_line(argv), frameworks, cfg, callbacks, args.repeats, study_kind, study,
                 points)
 
 
 def check_devices(plan: Plan) -> None:
     """--device cuda: each framework's process says whether it can use a GPU, before anything
-    is written (auto and cpu always work)."""
-    if plan.config.device == "cuda":
-        for framework in plan.frameworks:
-            call_worker(framework, {"kind": "device", "device": "cuda"})
+    is written (auto and cpu always work); --precision mixed_float16 also needs every framework
+    on a GPU (CPUs train in bfloat16, not float16)."""
+    cfg = plan.config
+    if cfg.device != "cuda" and cfg.precision != "mixed_float16":
+        return
+    for framework in plan.frameworks:
+        device = call_worker(framework, {"kind": "device", "device": cfg.device}).splitlines()[-1]
+        if cfg.precision == "mixed_float16" and device != "cuda":
+            raise UserError(f"--precision mixed_float16: {framework} runs on the CPU here, which "
+                            "does not train in float16; use --precision mixed_bfloat16 or "
+                            "float32, or a GPU")
 
 
 def check_data(plan: Plan, ds: Dataset) -> None:
@@ -390,10 +429,19 @@ def input_shape(ds: Dataset) -> tuple[int, int, int]:
 # ----------------------------------------------------------------------------- actions
 
 
-def check_parity(cfg: RunConfig, shape: tuple[int, int, int], num_classes: int) -> None:
-    """Both frameworks, each in its own process, from the shared initial weights."""
+def check_parity(plan: Plan, shape: tuple[int, int, int], num_classes: int) -> None:
+    """Every chosen framework and PyTorch (the reference), each in its own process, from the
+    shared initial weights."""
+    cfg = plan.config
     case = case_to_dict(cfg.model, cfg.arch, shape, num_classes, cfg.seed, default_optimizers())
-    result = run_parity([case])[cfg.model]
+    frameworks = (REFERENCE, *(f for f in plan.frameworks if f != REFERENCE))
+    if len(frameworks) == 1:  # --framework torch: against the first installed Keras
+        keras = [f for f in installed() if is_keras(f)]
+        if not keras:
+            raise UserError("--check-parity compares a Keras backend with PyTorch: no Keras "
+                            "backend is installed (pip install -r requirements.txt)")
+        frameworks = (REFERENCE, keras[0])
+    result = run_parity([case], frameworks)[cfg.model]
     print("\n" + parity_table(cfg.model, cfg.task, shape, cfg.seed, result))
 
 
@@ -407,7 +455,7 @@ def check_transfer_parity(plan: Plan, ds: Dataset) -> None:
         images = Path(tmp) / "images.npy"
         np.save(images, ds.x_test[:PROBE_IMAGES].astype(np.float32) / 255)
         features = {}
-        for fw in FRAMEWORKS:
+        for fw in BOTH:
             out = Path(tmp) / f"{fw}.npz"
             call_worker(fw, {"kind": "probe", "spec": dataclasses.asdict(spec),
                              "images": str(images), "out": str(out), "threads": cfg.threads,
@@ -475,7 +523,7 @@ def execute(argv: list[str] | None = None) -> Path | None:
     task: Task = get_task(args.task)
     cfg = plan.config
     if args.check_parity and not cfg.transfer and task is not OWN_IMAGES:
-        check_parity(cfg, task.input_shape, task.num_classes)  # shapes only: no data needed
+        check_parity(plan, task.input_shape, task.num_classes)  # shapes only: no data needed
         return None
     ds = load_dataset(cfg.task, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir,
                       download=cfg.download, image_size=cfg.image_size, image_dir=cfg.image_dir)
@@ -488,7 +536,7 @@ def execute(argv: list[str] | None = None) -> Path | None:
     if args.check_parity and cfg.transfer:
         check_transfer_parity(plan, ds)
     elif args.check_parity:
-        check_parity(cfg, input_shape(ds), len(ds.class_names))
+        check_parity(plan, input_shape(ds), len(ds.class_names))
     elif plan.study_kind == "grid":
         folder = study_folder(args.out, "grid", cfg, plan.callbacks, plan.study, args.cv)
         grid_study(folder, plan.study, list(plan.points), plan.frameworks, args.cv, plan.command)

@@ -14,8 +14,11 @@ from common.errors import UserError
 from common.specs import ArchSpec
 from common.transfer import PIPELINES, TransferSpec
 
-FRAMEWORKS = ("keras", "torch")
 DEVICES = ("auto", "cpu", "cuda")
+# reference: deterministic float32 as each framework's textbook code runs it (the default);
+# fast: each framework's fastest measured settings for the device (README, "Throughput").
+MODES = ("reference", "fast")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras' policy names
 INITS = ("shared", "native")
 
 
@@ -35,6 +38,8 @@ class RunConfig:
     init: str = "shared"
     augment: tuple[str, ...] = ()  # common.augment names, applied to training batches only
     deterministic: bool = True  # the frameworks' deterministic modes (disables Keras' XLA)
+    mode: str = "reference"  # MODES; fast also turns deterministic off
+    precision: str = "float32"  # PRECISIONS: Keras' mixed-precision policy / torch.autocast
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     device: str = "auto"
     data_dir: str | None = None
@@ -53,6 +58,10 @@ class RunConfig:
             (self.val_size >= 1, "--val-size must be at least 1"),
             (self.train_size is None or self.train_size >= 1, "--train-size must be at least 1"),
             (self.device in DEVICES, f"--device must be one of: {', '.join(DEVICES)}"),
+            (self.mode in MODES, f"--mode must be one of: {', '.join(MODES)}"),
+            (self.precision in PRECISIONS, f"--precision must be one of: {', '.join(PRECISIONS)}"),
+            (self.mode == "reference" or not self.deterministic,
+             "--mode fast uses non-deterministic kernels: it cannot be deterministic"),
             (self.init in INITS, f"--init must be one of: {', '.join(INITS)}"),
             (self.pipeline in PIPELINES, f"--pipeline must be one of: {', '.join(PIPELINES)}"),
             ((self.transfer is not None) == (self.pipeline == "transfer"),

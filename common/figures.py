@@ -23,8 +23,12 @@ from common.records import RunRecord, StudyRow, save_figure  # noqa: E402
 
 # Distinct colours, markers and widths: with shared weights the curves often coincide, and the
 # thicker Keras line must stay visible under the PyTorch one.
-FRAMEWORK_STYLE = {"keras": {"color": "tab:red", "marker": "o", "linewidth": 3.5, "alpha": 0.6},
-                   "torch": {"color": "tab:blue", "marker": "x", "linewidth": 1.5, "alpha": 1.0}}
+FRAMEWORK_STYLE = {
+    "keras": {"color": "tab:red", "marker": "o", "linewidth": 3.5, "alpha": 0.6},
+    "keras-jax": {"color": "tab:green", "marker": "s", "linewidth": 2.8, "alpha": 0.6},
+    "keras-torch": {"color": "tab:orange", "marker": "^", "linewidth": 2.2, "alpha": 0.7},
+    "torch": {"color": "tab:blue", "marker": "x", "linewidth": 1.5, "alpha": 1.0},
+}
 
 
 def first_repeat(records: list[RunRecord]) -> dict[str, RunRecord]:
@@ -137,7 +141,7 @@ def plot_sweep(rows: list[StudyRow], key: str, numeric: bool, log_axis: bool, pa
     def x_of(row: StudyRow) -> float:
         return float(row.point[key]) if numeric else labels.index(row.point[key])
 
-    styles = iter([("o", "-"), ("s", "--"), ("^", ":")])  # distinct when the lines coincide
+    styles = iter([("o", "-"), ("s", "--"), ("^", ":"), ("D", "-.")])  # distinct where lines coincide
     for framework in dict.fromkeys(row.framework for row in rows):
         done = sorted((r for r in rows if r.framework == framework and r.test_accuracy is not None),
                       key=x_of)
@@ -180,7 +184,7 @@ def plot_cross_run(labels: list[str], groups: list[list[RunRecord]], path: Path)
         config = label.rsplit(" ", 1)[0] if label.endswith(f" {framework}") else label
         colour = colours(configs.setdefault(config, len(configs)) % colours.N)
         style = {**FRAMEWORK_STYLE.get(framework, {}), "color": colour}
-        style["linestyle"] = "-" if framework == "keras" else "--"
+        style["linestyle"] = "--" if framework == "torch" else "-"
         epochs = [h["epoch"] for h in first.history]
         for ax, key in zip(axes, ("val_loss", "val_accuracy")):
             ax.plot(epochs, [h[key] for h in first.history], label=label, **style)

@@ -26,6 +26,7 @@ from scipy import stats
 
 from common.config import RunConfig
 from common.errors import UserError
+from common.frameworks import reference
 from common.loop import Callbacks
 from common.parity import TOLERANCE
 from common.records import GridRecord, RunRecord, StudyRow, collect_records
@@ -35,7 +36,7 @@ from common.transfer import (PADDING_KERAS, PADDING_TORCHVISION, TransferSpec, g
                              is_path)
 
 COLUMNS = (
-    "framework", "model", "optimizer", "lr", "batch size", "epochs", "params",
+    "framework", "device, mode, precision", "model", "optimizer", "lr", "batch size", "epochs", "params",
     "test accuracy", "test loss", "training s", "s / epoch", "first-epoch overhead s",
 )
 
@@ -74,6 +75,25 @@ def _epochs(records: list[RunRecord]) -> str:
     return f"{'/'.join(str(n) for n in sorted(ran))} of {planned} ({flags})"
 
 
+def run_setup(record: RunRecord) -> tuple[str, str, str]:
+    """Where and how a run computed: the device it resolved to, its mode and precision."""
+    return (str(record.environment.get("device", record.config.device)), record.config.mode,
+            record.config.precision)
+
+
+def setup_warning(records: list[RunRecord]) -> str | None:
+    """A comparison of frameworks that ran on different devices, modes or precisions times
+    the setups as much as the frameworks: say so above the differences."""
+    setups = {r.framework: run_setup(r) for r in records}
+    if len(set(setups.values())) <= 1:
+        return None
+    differ = [name for i, name in enumerate(("devices", "modes", "precisions"))
+              if len({s[i] for s in setups.values()}) > 1]
+    return (f"WARNING: the frameworks ran on different {' and '.join(differ)} ("
+            + "; ".join(f"{fw} {', '.join(s)}" for fw, s in setups.items())
+            + "): the differences below are not the frameworks' alone")
+
+
 def group_by_framework(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
     groups: dict[str, list[RunRecord]] = collections.defaultdict(list)
     for r in records:
@@ -88,6 +108,7 @@ def comparison_table(records: list[RunRecord]) -> pd.DataFrame:
         opt = first.config.optimizer
         rows.append({
             "framework": framework + (f" (n={len(group)})" if len(group) > 1 else ""),
+            "device, mode, precision": ", ".join(run_setup(first)),
             "model": first.model,
             "optimizer": opt["name"] + (f" (m={opt['momentum']})" if "momentum" in opt else ""),
             "lr": f"{opt['lr']:g}",
@@ -108,15 +129,19 @@ def markdown_table(records: list[RunRecord]) -> str:
 
 
 def difference_line(records: list[RunRecord], key: str, label: str, scale: float = 1.0,
-                    unit: str = "") -> str | None:
-    """'keras - torch' mean difference with a 95% Welch interval; None unless both frameworks ran."""
+                    unit: str = "", framework: str | None = None) -> str | None:
+    """'framework - reference' mean difference with a 95% Welch interval (the reference is
+    torch when it ran, else the first framework; `framework`: the first other one by default);
+    None unless both ran."""
     groups = group_by_framework(records)
-    if set(groups) != {"keras", "torch"}:
+    ref = reference(list(groups)) if groups else None
+    framework = framework or next((f for f in groups if f != ref), None)
+    if framework is None or framework not in groups or framework == ref:
         return None
-    a = [getattr(r, key) * scale for r in groups["keras"]]
-    b = [getattr(r, key) * scale for r in groups["torch"]]
+    a = [getattr(r, key) * scale for r in groups[framework]]
+    b = [getattr(r, key) * scale for r in groups[ref]]
     diff = statistics.mean(a) - statistics.mean(b)
-    head = f"{label}, keras - torch: {diff:+.3f}{unit}"
+    head = f"{label}, {framework} - {ref}: {diff:+.3f}{unit}"
     if len(a) < 2 or len(b) < 2:
         return head + " (run with --repeats 2 or more for a confidence interval)"
     if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:
@@ -130,12 +155,15 @@ def difference_line(records: list[RunRecord], key: str, label: str, scale: float
 
 
 def difference_lines(records: list[RunRecord]) -> list[str]:
-    lines = [
-        difference_line(records, "test_accuracy", "test accuracy", 100.0, " pp"),
-        difference_line(records, "test_loss", "test loss"),
-        difference_line(records, "train_seconds", "training seconds", 1.0, " s"),
-    ]
-    return [line for line in lines if line]
+    """Every other framework against the reference column (torch when it ran)."""
+    groups = group_by_framework(records)
+    ref = reference(list(groups)) if groups else None
+    lines = [difference_line(records, key, label, scale, unit, framework)
+             for framework in groups if framework != ref
+             for key, label, scale, unit in (("test_accuracy", "test accuracy", 100.0, " pp"),
+                                             ("test_loss", "test loss", 1.0, ""),
+                                             ("train_seconds", "training seconds", 1.0, " s"))]
+    return [line for line in [setup_warning(records), *lines] if line]
 
 
 def render_report(records: list[RunRecord], run_config: dict, transfer: list[str],
@@ -158,7 +186,8 @@ def render_report(records: list[RunRecord], run_config: dict, transfer: list[str
         f"{first.test_size}; split hash `{first.split_hash}`"
         + ("" if same_split else " (WARNING: the frameworks' split hashes differ)") + ".",
         f"Initial weights: {cfg.init}; restore best validation loss: {cfg.restore_best}; "
-        f"threads: {cfg.threads}; deterministic: {cfg.deterministic}.",
+        f"threads: {cfg.threads}; deterministic: {cfg.deterministic}; mode: {cfg.mode}; "
+        f"precision: {cfg.precision}.",
         "Timing: training seconds = training passes + per-epoch validation, excluding data "
         "loading and model building; s / epoch = (training s - first-epoch overhead) / epochs.",
         "",
@@ -183,21 +212,25 @@ def render_report(records: list[RunRecord], run_config: dict, transfer: list[str
 
 def parity_table(model: str, task: str, input_shape: tuple[int, ...], seed: int,
                  result: dict) -> str:
-    """The --check-parity report: params per framework, then one row per quantity."""
+    """The --check-parity report: params per framework, then one row per quantity and a
+    column per framework: its max abs difference from the reference (PyTorch)."""
     params = ", ".join(f"{fw} {n:,}" for fw, n in result["params"].items())
+    others = result["max_abs_diff"]
     lines = [f"Parity of {model} on {task}-shaped input {tuple(input_shape)}, seed {seed}: "
-             f"params {params}", "", "| quantity | max abs difference | within 1e-4 |",
-             "|---|---|---|"]
-    diffs = result["max_abs_diff"]
-    for name in sorted(diffs, key=lambda n: (n != "logits", n)):
+             f"params {params}", "",
+             f"Max abs difference from {result['reference']}; within 1e-4 unless marked (no).", "",
+             "| quantity | " + " | ".join(others) + " |",
+             "|---|" + "---|" * len(others)]
+    names = {name for diffs in others.values() for name in diffs}
+    for name in sorted(names, key=lambda n: (n != "logits", n)):
         if name == "logits":
             label = "logits (inference)"
         elif name.endswith("moving stats"):
             label = f"BatchNorm moving stats after one {name.split()[0]} step (documented gap)"
         else:
             label = f"trainable weights after one {name} step"
-        lines.append(f"| {label} | {diffs[name]:.2e} | "
-                     f"{'yes' if diffs[name] < TOLERANCE else 'no'} |")
+        cells = [f"{d[name]:.2e}" + ("" if d[name] < TOLERANCE else " (no)") for d in others.values()]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -393,7 +426,7 @@ CONFIG_KEYS = (
     "fine_tune_layers", "fine_tune_lr", "fine_tune_epochs", "match_padding", "optimizer", "lr",
     "momentum", "batch_size", "epochs", "early_stopping", "reduce_lr_on_plateau", "min_delta",
     "restore_best", "init", "augment", "seed", "split_seed", "train_size", "val_size",
-    "test_size", "device", "threads", "deterministic",
+    "test_size", "device", "mode", "precision", "threads", "deterministic",
 )
 
 
@@ -459,7 +492,8 @@ def config_values(cfg: RunConfig, callbacks: Callbacks | None = None) -> dict[st
     values.update(batch_size=cfg.batch_size, epochs=cfg.epochs, restore_best=cfg.restore_best,
                   init=cfg.init, augment=",".join(cfg.augment) or "none", seed=cfg.seed,
                   split_seed=cfg.split_seed, train_size=cfg.train_size, val_size=cfg.val_size,
-                  device=cfg.device, threads=cfg.threads, deterministic=cfg.deterministic)
+                  device=cfg.device, mode=cfg.mode, precision=cfg.precision, threads=cfg.threads,
+                  deterministic=cfg.deterministic)
     if callbacks is not None:
         values.update(early_stopping=callbacks.early_stopping, min_delta=callbacks.min_delta,
                       restore_best=callbacks.restore_best,

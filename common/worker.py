@@ -1,6 +1,9 @@
 """What a framework process does: one entry point for every job a framework runs.
 
-    python -m common.worker keras|torch JOB.json      (compare.py starts it; one framework per process)
+    python -m common.worker FRAMEWORK JOB.json      (compare.py starts it; one framework per process)
+
+FRAMEWORK is a name from common.frameworks (keras, keras-jax, keras-torch, torch): `main` sets
+KERAS_BACKEND for the Keras ones before anything imports Keras.
 
 A job file names its kind:
 - train:   config -> data -> model -> train (common.loop.fit) -> test -> RunRecord (`run_job`);
@@ -38,6 +41,7 @@ import numpy as np  # noqa: E402
 
 from common.config import RunConfig  # noqa: E402
 from common.errors import UserError  # noqa: E402
+from common.frameworks import FRAMEWORKS  # noqa: E402
 from common.init import initial_weights  # noqa: E402
 from common.loop import TRANSFER_EVAL_BATCH_SIZE, Callbacks, FitResult, Trainer, fit  # noqa: E402
 from common.metrics import confusion, score, worst_predictions  # noqa: E402
@@ -55,8 +59,9 @@ FRAMEWORK_MODULES = ("tensorflow", "keras", "torch", "torchvision", "jax")
 
 
 def impl(framework: str, module: str) -> ModuleType:
-    """`{framework}_impl.{module}`, imported now (the parent process never calls this)."""
-    return importlib.import_module(f"{framework}_impl.{module}")
+    """The framework's `{keras,torch}_impl.{module}`, imported now (the parent process never
+    calls this)."""
+    return importlib.import_module(f"{FRAMEWORKS[framework].impl}.{module}")
 
 
 @contextmanager
@@ -163,7 +168,7 @@ def run_job(framework: str, job: Job) -> RunRecord:
     """Train and test one framework; write and return its record."""
     cfg = job.config
     train = impl(framework, "train")
-    facts = train.setup(cfg.threads, cfg.seed, cfg.deterministic)
+    facts = {**train.setup(cfg.threads, cfg.seed, cfg.deterministic), "framework": framework}
     device = train.resolve_device(cfg.device)
     t0 = time.perf_counter()
     data = prepare_data(cfg)
@@ -399,7 +404,8 @@ def run_grid_job(framework: str, job: GridJob) -> GridRecord:
     from sklearn.model_selection import GridSearchCV  # noqa: PLC0415
 
     base = job.configs[0]  # every point shares the data settings (train_size is not gridable)
-    facts = impl(framework, "train").setup(base.threads, base.seed, base.deterministic)
+    facts = {**impl(framework, "train").setup(base.threads, base.seed, base.deterministic),
+             "framework": framework}
     device = impl(framework, "train").resolve_device(base.device)
     backend: GridBackend = impl(framework, "grid").BACKEND
     t0 = time.perf_counter()
@@ -499,6 +505,9 @@ def run(framework: str, job: dict) -> None:
 
 def main(argv: list[str]) -> None:
     framework, job_path = argv
+    backend = FRAMEWORKS[framework].keras_backend
+    if backend is not None:  # before keras_impl (and so Keras) is first imported
+        os.environ["KERAS_BACKEND"] = backend
     signal.signal(signal.SIGINT, signal.default_int_handler)  # from here: KeyboardInterrupt
     try:
         run(framework, read_json(job_path))

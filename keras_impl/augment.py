@@ -1,7 +1,9 @@
 """Augmentation layers for Keras from common.augment. Mirrors torch_impl/augment.py.
 
 The layers sit at the front of the model, so they run inside the compiled training step on whole
-batches and are inactive at inference (predict / evaluate).
+batches and are inactive at inference (predict / evaluate). On the jax backend, Keras'
+RandomTranslation, RandomRotation and RandomZoom (crop, rotate, zoom) opt out of jax.jit: with
+any of them, Keras runs the whole training step eagerly (keras_impl.train.setup's facts say so).
 """
 
 from __future__ import annotations

@@ -1,15 +1,16 @@
 """Keras half of the parity check (see common/parity.py; common.worker runs it). Mirrors torch_impl/parity.py.
 
-The one training step is taken eagerly (a gradient tape and the optimizer's apply_gradients, the
-same loss and optimizer as training): a compiled train_on_batch per optimizer would trace a new
-graph every time, which made the registry-wide check several times slower.
+The one training step is Keras' own train step (train_on_batch: the loss's gradients, then the
+optimizer's step; the same loss and optimizer as training), on any backend. It runs eagerly: a
+compiled train_on_batch per optimizer would trace a new graph every time, which made the
+registry-wide check several times slower. On TensorFlow it gives exactly the weights a gradient
+tape and apply_gradients gave (measured: max difference 0.0).
 """
 
 from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from common.init import initial_weights
 from common.parity import without_dropout
@@ -28,16 +29,14 @@ def parity_outputs(arch: ArchSpec, input_shape: tuple[int, int, int], num_classe
                    x: np.ndarray, y: np.ndarray, optimizers: list[dict]) -> dict[str, np.ndarray]:
     weights = initial_weights(arch, input_shape, num_classes, seed)
     model = _model(arch, input_shape, num_classes, weights)
-    out = {"logits": np.asarray(model(x, training=False))}
+    out = {"logits": keras.ops.convert_to_numpy(model(x, training=False))}
     model = _model(without_dropout(arch), input_shape, num_classes, weights)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     for hp in optimizers:
         load_weights(model, weights)  # every optimizer starts from the shared weights
-        optimizer = make_optimizer(hp)
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-        variables = model.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        model.compile(optimizer=make_optimizer(hp),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      run_eagerly=True)
+        model.train_on_batch(x, y)  # the batch mean of the loss, one optimizer step
         for i, layer in enumerate(export_weights(model)):
             out.update({f"{hp['name']}/{i}/{k}": v for k, v in layer.items()})
     return out

@@ -14,6 +14,7 @@ import time
 import pytest
 from conftest import ROOT, main_error, one_line_error, records_of, run_compare, run_dirs
 
+from common.frameworks import FRAMEWORKS
 from common.optim import OPTIMIZERS
 from common.specs import PRESETS, count_params, get_preset
 from common.tasks import TASKS
@@ -29,7 +30,7 @@ def test_a_bad_flag_is_one_line_on_stderr_and_exit_2(tmp_path):
 
 @pytest.mark.parametrize("flag,value,choices", [
     ("--task", "imagenet", [*TASKS, "folder:PATH", "csv:FILE"]),
-    ("--framework", "jax", ["both", "keras", "torch"]),
+    ("--framework", "jax", ["both", "all", *FRAMEWORKS]),
     ("--model", "vgg99", list(PRESETS)),
     ("--optimizer", "lion", list(OPTIMIZERS)),
 ])
@@ -62,10 +63,21 @@ def test_out_naming_a_file(tmp_path, capsys):
     assert out.read_text() == "not a folder"
 
 
-def test_device_cuda_without_a_gpu_writes_nothing(tmp_path, capsys):
-    """This machine has no GPU: the framework process says so before any folder exists."""
-    line = main_error(capsys, "--task", "digits", "--device", "cuda", "--out", str(tmp_path))
-    assert "--device cuda" in line and "--device cpu" in line
+@pytest.mark.parametrize("framework,build", [("both", "tensorflow[and-cuda]"),
+                                             ("keras-jax", "jax[cuda12]")])
+def test_device_cuda_without_a_gpu_writes_nothing(tmp_path, capsys, framework, build):
+    """This machine has no GPU (and CPU builds of TensorFlow and jaxlib): the framework process
+    says so, and which build would use one, before any folder exists."""
+    line = main_error(capsys, "--task", "digits", "--framework", framework, "--device", "cuda",
+                      "--out", str(tmp_path))
+    assert "--device cuda" in line and "--device cpu" in line and build in line, line
+    assert not tmp_path.exists() or run_dirs(tmp_path) == []
+
+
+def test_float16_on_the_cpu_is_refused_before_anything_is_written(tmp_path, capsys):
+    line = main_error(capsys, "--task", "digits", "--precision", "mixed_float16",
+                      "--out", str(tmp_path))
+    assert "mixed_float16" in line and "mixed_bfloat16" in line, line
     assert not tmp_path.exists() or run_dirs(tmp_path) == []
 
 

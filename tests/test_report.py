@@ -4,6 +4,7 @@ and their zero-variance case, the epochs column, and the sweep's at-chance toler
 from __future__ import annotations
 
 import statistics
+from dataclasses import replace
 
 import pytest
 from scipy import stats
@@ -69,3 +70,34 @@ def test_epochs_column_flags_early_stops():
 ])
 def test_at_chance_uses_a_tolerance(accuracy, expected):
     assert status(make_record("torch", test_accuracy=accuracy)) == expected
+
+
+def test_every_framework_is_compared_with_the_torch_column():
+    """--framework keras,keras-jax,keras-torch,torch: a difference line per Keras backend,
+    each against torch (the reference), whatever the column order."""
+    records = (repeats("keras-jax", [0.7]) + repeats("torch", [0.8]) + repeats("keras", [0.9])
+               + repeats("keras-torch", [0.8]))
+    lines = [line for line in difference_lines(records) if line.startswith("test accuracy")]
+    assert [line.split(":")[0] for line in lines] == [
+        "test accuracy, keras-jax - torch", "test accuracy, keras - torch",
+        "test accuracy, keras-torch - torch"]
+    assert "-10.000 pp" in lines[0] and "+10.000 pp" in lines[1] and "+0.000 pp" in lines[2]
+    assert len(difference_lines(records)) == 3 * 3  # accuracy, loss, seconds per backend
+
+
+def test_without_torch_the_first_column_is_the_reference():
+    records = repeats("keras", [0.9]) + repeats("keras-jax", [0.85])
+    assert difference_lines(records)[0].startswith("test accuracy, keras-jax - keras: -5.000 pp")
+
+
+def test_rows_name_their_setup_and_a_mixed_comparison_is_flagged():
+    cpu = make_record("keras")
+    fast = make_record("torch", config=replace(cpu.config, mode="fast", deterministic=False),
+                       environment={**cpu.environment, "framework": "torch", "device": "cuda"})
+    table = comparison_table([cpu, fast]).set_index("framework")
+    assert table.loc["keras", "device, mode, precision"] == "cpu, reference, float32"
+    assert table.loc["torch", "device, mode, precision"] == "cuda, fast, float32"
+    warning = difference_lines([cpu, fast])[0]
+    assert warning.startswith("WARNING: the frameworks ran on different devices and modes")
+    assert "keras cpu, reference, float32; torch cuda, fast, float32" in warning
+    assert not difference_lines([cpu, make_record("torch")])[0].startswith("WARNING")

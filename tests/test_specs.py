@@ -16,7 +16,8 @@ from common.init import initial_weights
 from common.optim import OPTIMIZERS, resolve_optimizer
 from common.specs import (LAYER_TYPES, PRESETS, ArchSpec, conv_batch_norm, conv_filters,
                           count_params, customize, dense_dropout, get_arch, get_preset,
-                          hidden_dense, layer_table, load_arch_file, parse_filters)
+                          forward_flops, hidden_dense, layer_table, load_arch_file,
+                          parse_filters)
 from common.studies import parse_study
 
 # A student's file: a size-keeping pool, dropout after a conv block, batch norm after a dense
@@ -335,3 +336,13 @@ def test_a_bad_file_stops_compare_with_one_line_and_writes_nothing(tmp_path, cap
     line = main_error(capsys, "--task", "digits", "--model", str(path), "--out", str(out))
     assert expected in line
     assert run_dirs(out) == []
+
+
+def test_forward_flops_count_every_multiply_add_of_the_layers():
+    """digits_cnn by hand, 2 FLOPs per multiply-add: conv 3x3 1->16 on 8x8 'same', conv 3x3
+    16->32 on 8x8, 2x2 pool to 4x4x32 = 512, dense 512->64, dense 64->10."""
+    by_hand = 2 * (8 * 8 * 16 * 9 * 1 + 8 * 8 * 32 * 9 * 16 + 512 * 64 + 64 * 10)
+    assert forward_flops(get_preset("digits_cnn"), (8, 8, 1), 10) == by_hand
+    # a 32x32 input: 16x the conv work, 16x the first dense layer's inputs
+    assert forward_flops(get_preset("digits_cnn"), (32, 32, 1), 10) == 2 * (
+        16 * (8 * 8 * 16 * 9 + 8 * 8 * 32 * 9 * 16) + 16 * 512 * 64 + 64 * 10)
