@@ -98,15 +98,18 @@ def call_worker(framework: str, job: dict) -> str:
     raise UserError(f"{framework}: the {job['kind']} job failed (exit {proc.returncode}): {last}")
 
 
-def run_parity(cases: list[dict], frameworks: tuple[str, ...] = BOTH) -> dict[str, dict]:
-    """Each framework computes every case in its own process; per case: the reference
-    (torch when present), per other framework its max abs differences from the reference
-    (common.parity), and each parameter count."""
+def run_parity(cases: list[dict], frameworks: tuple[str, ...] = BOTH,
+               only: dict[str, tuple[str, ...]] | None = None) -> dict[str, dict]:
+    """Each framework computes every case (or, per `only`, the named ones) in its own process;
+    per case: the reference (torch when present), per other framework that computed it its max
+    abs differences from the reference (common.parity), and each parameter count."""
+    only = only or {}
     outputs: dict[str, dict[str, np.ndarray]] = {}
     with tempfile.TemporaryDirectory(prefix="dlcv-parity-") as tmp:
         def compute(framework: str) -> None:
             out = Path(tmp) / f"{framework}.npz"
-            call_worker(framework, {"kind": "parity", "cases": cases, "out": str(out)})
+            mine = [c for c in cases if c["name"] in only.get(framework, (c["name"],))]
+            call_worker(framework, {"kind": "parity", "cases": mine, "out": str(out)})
             with np.load(out) as data:
                 outputs[framework] = {k: data[k] for k in data.files}
 
@@ -120,7 +123,7 @@ def run_parity(cases: list[dict], frameworks: tuple[str, ...] = BOTH) -> dict[st
     for case in cases:
         prefix = case["name"] + "|"
         halves = {fw: {k[len(prefix):]: v for k, v in outputs[fw].items() if k.startswith(prefix)}
-                  for fw in frameworks}
+                  for fw in frameworks if case["name"] in only.get(fw, (case["name"],))}
         params = {fw: int(h.pop("params")) for fw, h in halves.items()}
         ref = reference(frameworks)
         result[case["name"]] = {"reference": ref, "params": params,

@@ -4,8 +4,6 @@ the registry) and every optimizer; the same seed reproduces each framework."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 from conftest import SMALL, records_of, run_compare, run_dirs
 
@@ -21,11 +19,10 @@ NUM_CLASSES = 10
 UNDER_TEST = (REFERENCE, *(f for f in installed() if is_keras(f)))
 # Keras on JAX compiles every eager op once per shape, single-threaded (~7 s per preset here):
 # the whole registry would take it ~130 s, a fifth of the suite's budget. In the suite it runs
-# the task presets, their batch-norm variants and the zoo (every layer type, activation and
-# padding case); the whole registry was measured on it with the others (README, "Proof:
-# parity"), and `compare.py --check-parity --framework keras-jax --model PRESET` checks any one.
-JAX_CASES = ("digits_cnn", "mnist_cnn", "cifar10_cnn", *(f"{n}+bn" for n in ("digits_cnn",
-                                                                            "mnist_cnn")), "zoo")
+# two task presets, a batch-norm variant and the zoo (every layer type, activation and padding
+# case); the whole registry was measured on it with the others (README, "Proof: parity"), and
+# `compare.py --check-parity --framework keras-jax --model PRESET` checks any one.
+JAX_CASES = ("digits_cnn", "mnist_cnn", "digits_cnn+bn", "zoo")
 # Each preset runs on the input size recorded in its file, except these: a smaller input builds
 # the same graph (the same layers, each on the same kind of input, every pool still shrinking a
 # map of at least its window) and keeps the one parity run cheap. `compare.py --check-parity`
@@ -123,16 +120,7 @@ def parity(zoo):
     cases.append(case_to_dict("whale_cnn-bn", customize(PRESETS["whale_cnn"], batch_norm=False),
                               input_shape("whale_cnn"), NUM_CLASSES, 0, default_optimizers()))
     cases.append(case_to_dict("zoo", zoo, zoo.input_shape, NUM_CLASSES, 2, default_optimizers()))
-    others = tuple(f for f in UNDER_TEST if f != "keras-jax")
-    with ThreadPoolExecutor(2) as pool:  # PyTorch runs in both: one process per framework each
-        everything = pool.submit(run_parity, cases, others)
-        jax = (pool.submit(run_parity, [c for c in cases if c["name"] in JAX_CASES],
-                           (REFERENCE, "keras-jax")) if "keras-jax" in UNDER_TEST else None)
-        result = everything.result()
-        for name, part in (jax.result() if jax else {}).items():
-            result[name]["max_abs_diff"].update(part["max_abs_diff"])
-            result[name]["params"].update(part["params"])
-    return result
+    return run_parity(cases, UNDER_TEST, only={"keras-jax": JAX_CASES})
 
 
 def test_every_requirement_backend_is_under_test():
