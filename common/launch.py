@@ -104,18 +104,22 @@ def run_parity(cases: list[dict], frameworks: tuple[str, ...] = BOTH,
     per case: the reference (torch when present), per other framework that computed it its max
     abs differences from the reference (common.parity), and each parameter count."""
     only = only or {}
+
+    def computes(framework: str, case: dict) -> bool:
+        return case["name"] in only.get(framework, (case["name"],))
+
     outputs: dict[str, dict[str, np.ndarray]] = {}
     with tempfile.TemporaryDirectory(prefix="dlcv-parity-") as tmp:
         def compute(framework: str) -> None:
             out = Path(tmp) / f"{framework}.npz"
-            mine = [c for c in cases if c["name"] in only.get(framework, (c["name"],))]
+            mine = [c for c in cases if computes(framework, c)]
             call_worker(framework, {"kind": "parity", "cases": mine, "out": str(out)})
             with np.load(out) as data:
                 outputs[framework] = {k: data[k] for k in data.files}
 
         # All at once: a parity job runs one thread, and Keras on JAX spends most of its time
-        # compiling each eager op, single-threaded (the registry-wide check: 159 s one after
-        # the other, 132 s at once, on 2 cores).
+        # compiling each eager op, single-threaded (the registry on all four frameworks, 2 cores:
+        # 159 s one after the other, 132 s at once).
         with ThreadPoolExecutor(len(frameworks)) as pool:
             for future in [pool.submit(compute, fw) for fw in frameworks]:
                 future.result()  # the first failure (a one-line UserError) is raised
@@ -123,7 +127,7 @@ def run_parity(cases: list[dict], frameworks: tuple[str, ...] = BOTH,
     for case in cases:
         prefix = case["name"] + "|"
         halves = {fw: {k[len(prefix):]: v for k, v in outputs[fw].items() if k.startswith(prefix)}
-                  for fw in frameworks if case["name"] in only.get(fw, (case["name"],))}
+                  for fw in frameworks if computes(fw, case)}
         params = {fw: int(h.pop("params")) for fw, h in halves.items()}
         ref = reference(frameworks)
         result[case["name"]] = {"reference": ref, "params": params,
