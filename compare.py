@@ -30,7 +30,8 @@ import pandas as pd
 from common.augment import AUGMENTATIONS, parse_augment
 from common.config import DEVICES, INITS, MODES, PRECISIONS, RunConfig
 from common.errors import UserError
-from common.frameworks import BOTH, NAMES_HELP, REFERENCE, installed, is_keras, parse_frameworks
+from common.frameworks import (BOTH, NAMES_HELP, REFERENCE, check_grid_versions, installed, is_keras,
+                               parse_frameworks)
 from common.figures import plot_cross_run, write_figures
 from common.launch import (ROOT, call_worker, command_line, forwarded_output, new_run_dir,
                            run_parity, run_worker)
@@ -344,6 +345,8 @@ def resolve(args: argparse.Namespace, argv: list[str] | None,
             raise UserError(f"--grid drives Keras through scikeras, which imports TensorFlow: "
                             f"it runs on keras and torch, not {', '.join(keras_elsewhere)}; "
                             "use --sweep for the other Keras backends")
+        if args.grid:
+            check_grid_versions(args.framework)
         if args.grid and (args.early_stopping or args.reduce_lr_on_plateau or args.augment):
             raise UserError("--grid fits have no validation set and no augmentation: drop "
                             "--early-stopping, --reduce-lr-on-plateau and --augment, or use --sweep")

@@ -9,6 +9,7 @@ importlib.util.find_spec, which imports nothing.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
 
@@ -77,3 +78,19 @@ def reference(names: tuple[str, ...] | list[str]) -> str:
 
 def is_keras(name: str) -> bool:
     return FRAMEWORKS[name].keras_backend is not None if name in FRAMEWORKS else False
+
+
+def check_grid_versions(names: tuple[str, ...] | list[str]) -> None:
+    """--grid drives Keras through scikeras, whose estimators break inside GridSearchCV with
+    scikit-learn 1.6.x ("'super' object has no attribute '__sklearn_tags__'"; measured with
+    scikeras 0.13.0: 1.5.2, 1.7.2 and the pinned 1.9.1 work, 1.6.1 fails, and Colab has shipped
+    1.6.1). One line before anything is written instead of a failed fit."""
+    if "keras" not in names:
+        return
+    try:
+        sklearn = importlib.metadata.version("scikit-learn")
+    except importlib.metadata.PackageNotFoundError:
+        return
+    if sklearn.split(".")[:2] == ["1", "6"]:
+        raise UserError(f"--grid on keras: scikeras does not run with scikit-learn {sklearn}; "
+                        "pip install 'scikit-learn>=1.7' (or give --framework torch)")

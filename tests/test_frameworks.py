@@ -46,6 +46,19 @@ def test_grid_refuses_the_keras_backends_scikeras_cannot_drive(capsys, tmp_path)
     assert run_dirs(tmp_path) == []
 
 
+def test_grid_refuses_a_scikit_learn_that_breaks_scikeras(monkeypatch, capsys, tmp_path):
+    real = frameworks.importlib.metadata.version
+    monkeypatch.setattr(frameworks.importlib.metadata, "version",
+                        lambda name: "1.6.1" if name == "scikit-learn" else real(name))
+    args = ("--task", "digits", "--grid", "lr=0.1,0.01", "--out", str(tmp_path))
+    line = main_error(capsys, *args)
+    assert "scikit-learn 1.6.1" in line and "scikit-learn>=1.7" in line, line
+    assert run_dirs(tmp_path) == []
+    # skorch is not affected: torch alone passes this check and stops at the next one
+    line = main_error(capsys, *args, "--framework", "torch", "--early-stopping", "2")
+    assert "no validation set" in line, line
+
+
 def test_every_framework_as_a_column_fast_and_mixed_bfloat16(tmp_path):
     """--framework all --mode fast --precision mixed_bfloat16: a row per framework, each in its
     own process on the same split with the same parameter count, the setup in every row and
