@@ -42,7 +42,7 @@ from common.records import collect_records, run_records, write_json, write_text
 from common.report import agreement_lines, markdown_table, parity_table, render_report
 from common.report import (CONFIG_KEYS, DEFAULT_METRICS, FORMATS, METRICS, cross_run,
                            difference_lines, render_cross_run, results_csv, transfer_lines)
-from common.specs import PRESETS, customize, get_arch, layer_table, parse_filters
+from common.specs import PRESETS, ArchSpec, customize, get_arch, layer_table, parse_filters
 from common.splits import make_split
 from common.studies import (GRID_KEYS, SWEEP_KEYS, Study, grid_study, parse_study, product,
                             study_folder, sweep_study)
@@ -286,6 +286,9 @@ def config_from_args(args: argparse.Namespace, pool_size: int | None = None) -> 
     optimizer = resolve_optimizer(args.optimizer or task.optimizer, args.lr, args.momentum)
     epochs = task.epochs if args.epochs is None else args.epochs
     transfer = transfer_from_args(args, optimizer["lr"], epochs)
+    if transfer:  # the record holds only what is built: the backbone and head (cfg.transfer)
+        arch = ArchSpec(name=transfer.backbone, layers=(),
+                        description="a pretrained backbone with a new head: see transfer")
     return RunConfig(
         task=args.task, model=transfer.backbone if transfer else model, arch=arch,
         optimizer=optimizer, epochs=epochs,
@@ -315,12 +318,69 @@ class Plan:
     study_kind: str | None  # grid | sweep | None
     study: Study | None
     points: tuple[RunConfig, ...]  # one per study point, else (config,)
+    cv: int = 0  # --grid's cross-validation folds; 0 for anything else
+
+
+_UNSET = object()
+CNN_FLAGS = ("model", "filters", "kernel_size", "dense", "dropout", "batch_norm")
+# What --check-parity does not use: it runs one step of every optimizer on one fixed batch and
+# writes nothing.
+TRAINING_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "augment",
+                  "early_stopping", "reduce_lr_on_plateau", "no_restore_best", "train_size",
+                  "val_size", "split_seed", "no_plots", "out", "repeats")
+
+
+def given_flags(argv: list[str] | None) -> set[str]:
+    """The argparse destinations the user typed (also at their default value), found by parsing
+    `argv` again with every default replaced by a sentinel (argparse's own abbreviations and
+    `--flag=value` forms included)."""
+    parser = build_parser()
+    parser.set_defaults(**{a.dest: _UNSET for a in parser._actions if a.dest != "help"})
+    return {dest for dest, value in vars(parser.parse_args(argv)).items() if value is not _UNSET}
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def check_flags_apply(args: argparse.Namespace, argv: list[str] | None) -> None:
+    """Every typed flag the chosen task, pipeline, backbone or action would not use is refused
+    (one UserError naming them and why), so a record never describes a setting that was not
+    applied."""
+    given = given_flags(argv)
+    task = get_task(args.task)
+    own = task is OWN_IMAGES
+    rules = [
+        (CNN_FLAGS if args.pipeline == "transfer" else (),
+         "--pipeline transfer trains a pretrained backbone with its own head; these shape the CNN"),
+        (("image_size",) if args.pipeline == "cnn" and not own else (),
+         f"--task {args.task} has a fixed image size; --image-size resizes own images and "
+         "transfer inputs"),
+        (("image_dir",) if not args.task.startswith("csv:") else (),
+         "--image-dir gives the images of --task csv:FILE only"),
+        (("data_dir",) if args.task == "digits" or own else (),
+         f"--task {args.task} reads no dataset folder"),
+        (("no_download",) if (args.task == "digits" or own) and args.pipeline == "cnn" else (),
+         f"--task {args.task} downloads nothing"),
+        (("cv",) if not args.grid else (), "--cv sets the folds of --grid"),
+        (("match_padding",) if args.pipeline == "transfer" and args.backbone
+         and not BACKBONES[args.backbone].padding_differs else (),
+         f"--backbone {args.backbone} pads the same way in both frameworks"),
+        (TRAINING_FLAGS if args.check_parity else (),
+         "--check-parity runs one step of every optimizer on one fixed batch and writes nothing"),
+    ]
+    for flags, why in rules:
+        unused = [_flag(f) for f in flags if f in given]
+        if unused:
+            raise UserError(f"{', '.join(unused)} would be ignored: {why}; drop "
+                            f"{'it' if len(unused) == 1 else 'them'}")
 
 
 def resolve(args: argparse.Namespace, argv: list[str] | None,
             pool_size: int | None = None) -> Plan:
     """Every flag and every combination, checked; raises UserError before anything is read or
     written (called again with the pool size once own images are loaded)."""
+    check_flags_apply(args, argv)
     if args.repeats < 1:
         raise UserError("--repeats must be at least 1")
     if args.early_stopping is not None and args.early_stopping < 1:
@@ -371,7 +431,7 @@ def resolve(args: argparse.Namespace, argv: list[str] | None,
                           reduce_lr=args.reduce_lr_on_plateau)
     frameworks = tuple(args.framework)
     return Plan(command_line(argv), frameworks, cfg, callbacks, args.repeats, study_kind, study,
-                points)
+                points, args.cv if study_kind == "grid" else 0)
 
 
 def check_devices(plan: Plan) -> None:
@@ -393,10 +453,24 @@ def check_data(plan: Plan, ds: Dataset) -> None:
     """Sizes, shapes and augmentations against the loaded data: one line, nothing written."""
     shape = input_shape(ds)
     for cfg in plan.points:
-        make_split(len(ds.x_train), cfg.val_size, cfg.train_size, cfg.split_seed)
+        split = make_split(len(ds.x_train), cfg.val_size, cfg.train_size, cfg.split_seed)
+        if plan.study_kind == "grid":
+            check_cv_classes(ds.y_train[split.train], ds.class_names, plan.cv)
         if not cfg.transfer:
             layer_table(cfg.arch, shape, len(ds.class_names))
         parse_augment(",".join(cfg.augment), channels=shape[-1])
+
+
+def check_cv_classes(y_train, class_names: tuple[str, ...], cv: int) -> None:
+    """--grid's stratified folds need every class at least `cv` times in the training split:
+    StratifiedKFold would otherwise leave a class out of some folds' training data (scikit-learn
+    only warns). Raises UserError naming the classes that are too small."""
+    counts = {name: int((y_train == label).sum()) for label, name in enumerate(class_names)}
+    small = {name: n for name, n in counts.items() if n < cv}
+    if small:
+        listed = ", ".join(f"{name!r} ({n})" for name, n in small.items())
+        raise UserError(f"--cv {cv}: {len(small)} classes have fewer training images than folds: "
+                        f"{listed}; lower --cv or add images to those classes")
 
 
 def check_weights(plan: Plan) -> None:
@@ -449,26 +523,36 @@ def check_parity(plan: Plan, shape: tuple[int, int, int], num_classes: int) -> N
 
 
 def check_transfer_parity(plan: Plan, ds: Dataset) -> None:
-    """--check-parity --pipeline transfer: both frameworks' pooled base features of the first
-    test images, each framework in its own process, from the same (converted) weights."""
+    """--check-parity --pipeline transfer: each chosen Keras framework's pooled base features of
+    the first test images against PyTorch's, each framework in its own process, from the same
+    (converted) weights. The framework set is --framework's, as for every command (PyTorch is
+    the reference; with one framework given, the first installed other side joins it)."""
     import numpy as np  # noqa: PLC0415  (only this check needs arrays here)
 
     cfg, spec = plan.config, plan.config.transfer
+    others = [f for f in plan.frameworks if f != REFERENCE]
+    if not others:  # --framework torch: against the first installed Keras
+        others = [f for f in installed() if is_keras(f)][:1]
+    if not others:
+        raise UserError("--check-parity compares a Keras backend with PyTorch: no Keras "
+                        "backend is installed (pip install -r requirements.txt)")
+    frameworks = (REFERENCE, *others)
     with tempfile.TemporaryDirectory(prefix="dlcv-probe-") as tmp:
         images = Path(tmp) / "images.npy"
         np.save(images, ds.x_test[:PROBE_IMAGES].astype(np.float32) / 255)
         features = {}
-        for fw in BOTH:
+        for fw in frameworks:
             out = Path(tmp) / f"{fw}.npz"
             call_worker(fw, {"kind": "probe", "spec": dataclasses.asdict(spec),
                              "images": str(images), "out": str(out), "threads": cfg.threads,
                              "cache_dir": cfg.cache_dir})
             features[fw] = dict(np.load(out))
     used = PADDING_TORCHVISION if spec.match_padding else PADDING_KERAS
-    print(f"\nFeature agreement of {spec.backbone} with {spec.weights_label()} at "
-          f"{spec.image_size}px on {cfg.task}:")
-    for line in agreement_lines(features["keras"], features["torch"], used):
-        print(line)
+    for fw in others:
+        print(f"\nFeature agreement of {spec.backbone} with {spec.weights_label()} at "
+              f"{spec.image_size}px on {cfg.task}, {fw} vs {REFERENCE}:")
+        for line in agreement_lines(features[fw], features[REFERENCE], used):
+            print(line)
 
 
 def run_comparison(plan: Plan, ds: Dataset, out: str, plots: bool) -> Path:
@@ -481,7 +565,7 @@ def run_comparison(plan: Plan, ds: Dataset, out: str, plots: bool) -> Path:
         raise UserError(f"--out {out}: cannot create a run folder there ({err.strerror})") from None
     run_config = {"command": plan.command, "frameworks": list(plan.frameworks),
                   "repeats": plan.repeats, "callbacks": dataclasses.asdict(plan.callbacks),
-                  "config": cfg.to_dict()}
+                  "config": cfg.to_dict(), "data_notes": list(ds.notes)}
     write_json(run_dir / "config.json", run_config)
 
     failed = []
@@ -534,6 +618,8 @@ def execute(argv: list[str] | None = None) -> Path | None:
         plan = resolve(args, argv, pool_size=len(ds.x_train))
         cfg = plan.config
     check_data(plan, ds)
+    for note in ds.notes:  # facts about the data the reader must know (also in report.md)
+        print(f"note: {note}")
     if cfg.transfer:
         check_weights(plan)
     if args.check_parity and cfg.transfer:
@@ -697,7 +783,8 @@ def run(task: str, **options: Any) -> pd.DataFrame | None:
     if folder is None:
         return None
     if options.get("grid"):
-        frame = pd.read_csv(folder / "results.csv")
+        # Text cells as written ("None", "NA" are values here); only an empty cell is missing.
+        frame = pd.read_csv(folder / "results.csv", keep_default_na=False, na_values=[""])
     else:
         frame = report_command([str(folder)], echo=False)
     frame.attrs["run_dir"] = folder

@@ -101,7 +101,7 @@ OWN_SPLIT_SEED = 0
 OWN_KINDS = ("folder", "csv")  # the task prefixes: folder:PATH, csv:FILE
 
 # Bump when decoding changes, so stale decoded-array caches are not reused.
-_ARRAY_CACHE_VERSION = 2
+_ARRAY_CACHE_VERSION = 3  # 3: 16-bit images scaled, not clipped
 _MAX_REASON_CHARS = 150
 
 # pooch's downloader protocol: downloader(url, output_file, pooch) writes the file.
@@ -119,6 +119,7 @@ class Dataset:
     y_test: np.ndarray  # int64
     class_names: tuple[str, ...]
     source: str  # human-readable: which files/dir it was read from
+    notes: tuple[str, ...] = ()  # facts a report must state (e.g. a test split not stratified)
 
 
 class _Splits(NamedTuple):
@@ -225,8 +226,9 @@ def load_own_images(task: str, *, cache_dir: str | Path | None = None,
         raise DataError(f"{given} does not exist or is not a {what}; --task {kind}:PATH needs "
                         f"an existing {what}")
     path = given.resolve()  # absolute paths key the cache, whatever the working folder
-    source, class_names = _own_images_source(kind, path, size, image_dir)
-    return _load_cached(task, source, _cache_dir(cache_dir), class_names)
+    source, class_names, notes = _own_images_source(kind, path, size, image_dir)
+    return dataclasses.replace(_load_cached(task, source, _cache_dir(cache_dir), class_names),
+                               notes=notes)
 
 
 def _cache_dir(cache_dir: str | Path | None) -> Path:
@@ -555,8 +557,8 @@ def _cifar10_images_source(folder: Path) -> _Source:
 
     def decode() -> _Splits:
         # No resizing: a CIFAR-10 image of another size means a wrong copy, not one to scale.
-        return _Splits(_decode_images(train_files, size, resize=False), y_train,
-                       _decode_images(test_files, size, resize=False), y_test)
+        x = _decode_images([*train_files, *test_files], size, resize=False)  # one error count
+        return _Splits(x[:len(train_files)], y_train, x[len(train_files):], y_test)
 
     return _Source(f"CIFAR-10 image folders {root}/{{train,test}}/<class>",
                    tuple(train_files + test_files), decode)
@@ -565,9 +567,10 @@ def _cifar10_images_source(folder: Path) -> _Source:
 # ----------------------------------------------------------------------------- own images
 
 
-def _own_images_source(kind: str, path: Path, size: int,
-                       image_dir: str | Path | None) -> tuple[_Source, tuple[str, ...]]:
-    """The source of a folder: or csv: task at the absolute `path`, and its class names."""
+def _own_images_source(kind: str, path: Path, size: int, image_dir: str | Path | None
+                       ) -> tuple[_Source, tuple[str, ...], tuple[str, ...]]:
+    """The source of a folder: or csv: task at the absolute `path`, its class names, and notes
+    for the report (a test split that could not be stratified)."""
     test: tuple[list[str], list[str]] | None = None
     label_files: tuple[str, ...] = ()
     if kind == "folder":
@@ -584,36 +587,50 @@ def _own_images_source(kind: str, path: Path, size: int,
     classes = tuple(sorted(set(train[1]) | (set(test[1]) if test else set())))
     if len(classes) < 2:
         raise DataError(f"{path} has {len(classes)} class; a classifier needs at least two")
+    notes: tuple[str, ...] = ()
     if test is None:
-        train, test = _hold_out(*train)
+        train, test, notes = _hold_out(*train)
     (train_files, train_classes), (test_files, test_classes) = train, test
     y_train, y_test = _labels(train_classes, classes), _labels(test_classes, classes)
 
     def decode() -> _Splits:
-        return _Splits(_decode_images(train_files, size, resize=True), y_train,
-                       _decode_images(test_files, size, resize=True), y_test)
+        # One pass over every file, so an error counts all the unusable ones.
+        x = _decode_images([*train_files, *test_files], size, resize=True)
+        return _Splits(x[:len(train_files)], y_train, x[len(train_files):], y_test)
 
     # The files' order and the train count fix the split; the CSV's identity fixes its labels.
     key = (("image_size", size), ("train_images", len(train_files)), ("classes", classes))
     source = _Source(f"{path} ({size}x{size} RGB)", (*train_files, *test_files, *label_files),
                      decode, key)
-    return source, classes
+    return source, classes, notes
 
 
 def _read_csv(csv_file: Path, image_dir: Path) -> tuple[list[str], list[str]]:
-    """(image paths, class names) of the `filename,label` rows of `csv_file`."""
+    """(image paths, class names) of the `filename,label` rows of `csv_file`.
+
+    Every cell is read as the text in the file: pandas' default turns `NA`, `N/A`, `null`,
+    `None`, `nan` and empty cells into missing values, which would make a class named `NA`
+    vanish. Raises DataError for an unreadable file, fewer than two columns, an empty file name
+    or label (naming the row), or listed images missing from `image_dir`."""
     import pandas as pd  # slow to import and only this task needs it
 
     try:
-        table = pd.read_csv(csv_file, header=None, dtype=str, skipinitialspace=True)
+        table = pd.read_csv(csv_file, header=None, dtype=str, skipinitialspace=True,
+                            keep_default_na=False, na_filter=False)
     except (OSError, ValueError) as error:
         raise DataError(f"cannot read {csv_file} as CSV ({type(error).__name__}); it must hold "
                         "rows of filename,label") from None
     if table.shape[1] < 2:
         raise DataError(f"{csv_file} needs two columns, filename and label")
+    first_row = 1
     if not (image_dir / str(table.iat[0, 0])).exists():  # a header row such as "id,label"
-        table = table.iloc[1:]
-    names, labels = table.iloc[:, 0].tolist(), table.iloc[:, 1].tolist()
+        table, first_row = table.iloc[1:], 2
+    names = [str(n).strip() for n in table.iloc[:, 0]]
+    labels = [str(c).strip() for c in table.iloc[:, 1]]
+    for row, (name, label) in enumerate(zip(names, labels), start=first_row):
+        if not name or not label:
+            raise DataError(f"{csv_file} row {row} has an empty "
+                            f"{'file name' if not name else 'label'}; fill it in or remove the row")
     missing = [n for n in names if not (image_dir / n).is_file()]
     if missing:
         raise DataError(f"{len(missing)} images listed in {csv_file} are not in {image_dir} "
@@ -621,19 +638,26 @@ def _read_csv(csv_file: Path, image_dir: Path) -> tuple[list[str], list[str]]:
     return [str(image_dir / n) for n in names], labels
 
 
-def _hold_out(files: list[str], classes: list[str]
-              ) -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]]:
-    """A seeded test split of OWN_TEST_FRACTION, stratified by class where every class allows it."""
+def _hold_out(files: list[str], classes: list[str]) -> tuple[
+        tuple[list[str], list[str]], tuple[list[str], list[str]], tuple[str, ...]]:
+    """A seeded test split of OWN_TEST_FRACTION, stratified by class where every class allows it
+    (scikit-learn's train_test_split needs at least 2 images per class); otherwise random, with
+    a note naming the classes too small to stratify."""
     from sklearn.model_selection import train_test_split  # slow to import; only needed here
 
+    notes: tuple[str, ...] = ()
     try:
         train_f, test_f, train_c, test_c = train_test_split(
             files, classes, test_size=OWN_TEST_FRACTION, random_state=OWN_SPLIT_SEED,
             stratify=classes)
-    except ValueError:  # a class too small to stratify
+    except ValueError as error:  # a class too small to stratify
+        counts = {c: classes.count(c) for c in sorted(set(classes))}
+        small = ", ".join(f"{c!r} ({n})" for c, n in counts.items() if n < 2) or "none"
+        notes = (f"the test split is not stratified: stratifying failed ({_one_line(error)}); "
+                 f"classes with fewer than 2 images: {small}",)
         train_f, test_f, train_c, test_c = train_test_split(
             files, classes, test_size=OWN_TEST_FRACTION, random_state=OWN_SPLIT_SEED)
-    return (train_f, train_c), (test_f, test_c)
+    return (train_f, train_c), (test_f, test_c), notes
 
 
 # ----------------------------------------------------------------------------- image folders
@@ -679,31 +703,78 @@ def _labels(names: Sequence[str], classes: Sequence[str]) -> np.ndarray:
     return np.array([index[name] for name in names], dtype=np.int64)
 
 
+# Pillow modes that hold 8 bits per channel and that Pillow's own convert("RGB") maps to RGB
+# exactly (palette and 1-bit images are expanded, alpha dropped as TensorFlow's decode_png(channels=3)
+# does, CMYK and YCbCr transformed).
+_EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX",
+                              "CMYK", "YCbCr"})
+# 16-bit integer modes (Pillow's I;16 family, and I as Pillow opens some 16-bit PNGs): reduced to
+# 8 bits by keeping the high byte, as libpng's png_set_strip_16 does inside TensorFlow's
+# decode_png(dtype=uint8). Pillow's convert("RGB") would clip every value above 255 to 255.
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+# Where several files fail, the error names this many of them.
+_NAMED_FAILURES = 3
+
+
 def _decode_images(paths: Sequence[str], size: int, resize: bool) -> np.ndarray:
+    """(len(paths), size, size, 3) uint8 RGB. Raises DataError naming how many files failed and
+    the first _NAMED_FAILURES of them in path order, with each one's reason."""
     # Single-threaded on purpose: for 32x32 images PIL's per-file Python overhead dominates and
     # holds the GIL, so threads measured slower; the result is cached as .npz anyway.
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    failures: list[tuple[str, str]] = []
     for i, path in enumerate(paths):
-        out[i] = _decode_image(path, size, resize)
+        try:
+            out[i] = _decode_image(path, size, resize)
+        except DataError as error:
+            failures.append((path, str(error)))
+    failures = [message for _, message in sorted(failures)]
+    if len(failures) == 1:
+        raise DataError(failures[0])
+    if failures:
+        raise DataError(f"{len(failures)} of {len(paths)} images cannot be used; the first "
+                        f"{min(len(failures), _NAMED_FAILURES)}: "
+                        + " | ".join(failures[:_NAMED_FAILURES]))
     return out
 
 
+def to_rgb8(image: Image.Image, path: str) -> np.ndarray:
+    """A Pillow image of any supported mode as (H, W, 3) uint8 RGB, converted by scaling, never by
+    clipping: 8-bit modes through Pillow's convert("RGB"), 16-bit grey (I;16*, and I with values
+    in 0..65535) by their high byte, as TensorFlow's PNG decoder does. Raises DataError naming
+    `path` and the mode for any other mode (F, a 32-bit I outside 0..65535, LAB, HSV, ...)."""
+    mode = image.mode
+    if mode in _EIGHT_BIT_MODES:
+        return np.asarray(image if mode == "RGB" else image.convert("RGB"))
+    if mode in _SIXTEEN_BIT_MODES:
+        grey = np.asarray(image).astype(np.int64)
+        if grey.size and (grey.min() < 0 or grey.max() > 65535):
+            raise DataError(f"{path} has 32-bit integer pixels (Pillow mode {mode}, values "
+                            f"{grey.min()}..{grey.max()}) with no defined 8-bit scaling; save it "
+                            "as an 8- or 16-bit PNG")
+        return np.repeat((grey >> 8).astype(np.uint8)[..., None], 3, axis=-1)
+    raise DataError(f"{path} has Pillow mode {mode}, which has no defined conversion to 8-bit RGB; "
+                    "save it as an 8-bit RGB or greyscale image")
+
+
 def _decode_image(path: str, size: int, resize: bool) -> np.ndarray:
-    """The image at `path` as (size, size, 3) uint8 RGB; another size is resized (bilinear) if
-    `resize`, else an error."""
+    """The image at `path` as (size, size, 3) uint8 RGB (to_rgb8); another size is resized
+    (bilinear, after the conversion to 8 bits) if `resize`, else a DataError."""
     try:
         # Reading the whole file first is faster than letting PIL read a small one piecemeal.
         with open(path, "rb") as file:
             image = Image.open(io.BytesIO(file.read()), formats=_IMAGE_FORMATS)
-        if image.size != (size, size):
-            if not resize:  # only CIFAR-10 folders are strict
-                raise DataError(f"{path} is {image.size[0]}x{image.size[1]} pixels, expected "
-                                f"{size}x{size}; replace it with the original CIFAR-10 image")
-            image = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+            image.load()
     except (OSError, ValueError, SyntaxError) as error:  # PIL's "cannot decode" exceptions
         raise DataError(f"{path} is not a readable image ({_one_line(error)}); replace or remove "
                         "it, or re-extract the data") from error
+    if image.size != (size, size) and not resize:  # only CIFAR-10 folders are strict
+        raise DataError(f"{path} is {image.size[0]}x{image.size[1]} pixels, expected "
+                        f"{size}x{size}; replace it with the original CIFAR-10 image")
+    rgb = to_rgb8(image, path)
+    if image.size != (size, size):
+        rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.BILINEAR))
+    return rgb
 
 
 # ----------------------------------------------------------------------------- decoded-array cache

@@ -12,9 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only: no display on servers or in CI
-import matplotlib.pyplot as plt  # noqa: E402
+# Figure objects, never pyplot: drawing to files changes no global state (the backend of a
+# notebook that imports compare stays the user's), and needs no display.
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -31,6 +32,12 @@ FRAMEWORK_STYLE = {
 }
 
 
+
+def _subplots(*grid: int, figsize: tuple[float, float], squeeze: bool = True):
+    """(figure, axes) like pyplot.subplots, on a Figure that belongs to no pyplot state."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, squeeze=squeeze)
+
 def first_repeat(records: list[RunRecord]) -> dict[str, RunRecord]:
     """One record per framework (repeat 0) for per-run figures."""
     chosen: dict[str, RunRecord] = {}
@@ -40,7 +47,7 @@ def first_repeat(records: list[RunRecord]) -> dict[str, RunRecord]:
 
 
 def plot_curves(records: list[RunRecord], path: Path) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = _subplots(1, 2, figsize=(11, 4))
     for framework, r in first_repeat(records).items():
         epochs = [h["epoch"] for h in r.history]
         style = FRAMEWORK_STYLE.get(framework, {})
@@ -59,13 +66,12 @@ def plot_curves(records: list[RunRecord], path: Path) -> None:
     axes[1].set_title("accuracy")
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def plot_confusion(record: RunRecord, path: Path) -> None:
     cm = np.asarray(record.confusion_matrix)
     names = record.class_names
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(names), 0.8 + 0.5 * len(names)))
+    fig, ax = _subplots(figsize=(1.0 + 0.55 * len(names), 0.8 + 0.5 * len(names)))
     ax.imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):
         ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
@@ -77,7 +83,6 @@ def plot_confusion(record: RunRecord, path: Path) -> None:
     ax.set_title(f"{record.framework}: test confusion matrix")
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def plot_worst(record: RunRecord, x_test: np.ndarray, path: Path) -> None:
@@ -85,7 +90,7 @@ def plot_worst(record: RunRecord, x_test: np.ndarray, path: Path) -> None:
     names = record.class_names
     cols = 5
     rows = max(1, -(-len(worst) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(2.4 * cols, 3.4 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, w in zip(axes.flat, worst):
@@ -96,7 +101,6 @@ def plot_worst(record: RunRecord, x_test: np.ndarray, path: Path) -> None:
     fig.suptitle(f"{record.framework}: worst-classified test images")
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def worst_table(record: RunRecord) -> str:
@@ -136,7 +140,7 @@ def plot_sweep(rows: list[StudyRow], key: str, numeric: bool, log_axis: bool, pa
     """Test accuracy and training seconds against the swept value, one line per framework;
     diverged runs get a cross, so a chance-level point is not read as a result."""
     labels = list(dict.fromkeys(row.point[key] for row in rows))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = _subplots(1, 2, figsize=(10, 4))
 
     def x_of(row: StudyRow) -> float:
         return float(row.point[key]) if numeric else labels.index(row.point[key])
@@ -166,7 +170,6 @@ def plot_sweep(rows: list[StudyRow], key: str, numeric: bool, log_axis: bool, pa
     fig.suptitle(f"sweep over {key}")
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def plot_cross_run(labels: list[str], groups: list[list[RunRecord]], path: Path) -> None:
@@ -175,8 +178,8 @@ def plot_cross_run(labels: list[str], groups: list[list[RunRecord]], path: Path)
     point per run and framework (the mean over its repeats). A run's configuration keeps one
     colour; the framework sets line style and marker, as in the run's own curves."""
     legend_rows = -(-len(labels) // 4)  # four entries a row, below the panels
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4 + 0.25 * legend_rows))
-    colours = plt.get_cmap("tab10" if len(groups) <= 20 else "tab20")
+    fig, axes = _subplots(1, 3, figsize=(16, 4.4 + 0.25 * legend_rows))
+    colours = matplotlib.colormaps.get_cmap("tab10" if len(groups) <= 20 else "tab20")
     configs: dict[str, int] = {}
     for label, records in zip(labels, groups):
         first = min(records, key=lambda r: r.repeat)
@@ -207,4 +210,3 @@ def plot_cross_run(labels: list[str], groups: list[list[RunRecord]], path: Path)
                frameon=False)
     fig.tight_layout(rect=(0, (0.25 * legend_rows + 0.15) / (4.4 + 0.25 * legend_rows), 1, 1))
     save_figure(fig, path)
-    plt.close(fig)

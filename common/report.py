@@ -163,7 +163,21 @@ def difference_lines(records: list[RunRecord]) -> list[str]:
              for key, label, scale, unit in (("test_accuracy", "test accuracy", 100.0, " pp"),
                                              ("test_loss", "test loss", 1.0, ""),
                                              ("train_seconds", "training seconds", 1.0, " s"))]
-    return [line for line in [setup_warning(records), *lines] if line]
+    return [line for line in [setup_warning(records), divergence_line(records), *lines] if line]
+
+
+def divergence_line(records: list[RunRecord]) -> str | None:
+    """When some frameworks diverged (a loss became NaN or inf) and others did not, on inputs the
+    worker checked to be finite (common.worker.check_finite): name each diverged run's epoch, so
+    the reader can tell a framework's numerics from a data fault. None when none or all diverged."""
+    diverged = [r for r in records if r.diverged]
+    if not diverged or len(diverged) == len(records):
+        return None
+    where = "; ".join(f"{r.framework} at epoch {len(r.history)}" for r in diverged)
+    fine = sorted({r.framework for r in records if not r.diverged})
+    return (f"WARNING: diverged: {where}, while {', '.join(fine)} did not, on the same inputs "
+            "(every prepared input was checked to be finite): a difference of the frameworks' "
+            "numerics, not of the data")
 
 
 def render_report(records: list[RunRecord], run_config: dict, transfer: list[str],
@@ -184,7 +198,8 @@ def render_report(records: list[RunRecord], run_config: dict, transfer: list[str
         "",
         f"Data: train {first.train_size}, validation {first.val_size}, test "
         f"{first.test_size}; split hash `{first.split_hash}`"
-        + ("" if same_split else " (WARNING: the frameworks' split hashes differ)") + ".",
+        + ("" if same_split else " (WARNING: the frameworks' split hashes differ)") + "."
+        + "".join(f" Note: {note}." for note in run_config.get("data_notes", [])),
         f"Initial weights: {cfg.init}; restore best validation loss: {cfg.restore_best}; "
         f"threads: {cfg.threads}; deterministic: {cfg.deterministic}; mode: {cfg.mode}; "
         f"precision: {cfg.precision}.",

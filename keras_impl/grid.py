@@ -14,6 +14,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import tensorflow as tf
+from scikeras.utils.transformers import ClassifierLabelEncoder
 from scikeras.wrappers import KerasClassifier
 
 from common.config import RunConfig
@@ -26,11 +27,25 @@ from keras_impl.optim import make_optimizer
 from keras_impl.train import resolve_device
 
 
-def build_classifier(arch: ArchSpec, optimizer_hp: dict, seed: int, init: str,
+class DatasetClassesClassifier(KerasClassifier):
+    """A KerasClassifier whose labels and output layer are the dataset's classes, 0..num_classes-1,
+    in every fit. scikeras' default encoder takes the classes present in each fold's training
+    labels, so a fold missing a class would build a smaller network than skorch (whose
+    module__num_classes and `classes` are fixed) and shift the labels above the missing one.
+    `model__num_classes` is the routed build_classifier argument (scikeras stores it as an
+    attribute)."""
+
+    @property
+    def target_encoder(self) -> ClassifierLabelEncoder:
+        return ClassifierLabelEncoder(loss=self.loss,
+                                      categories=[np.arange(self.model__num_classes)])
+
+
+def build_classifier(arch: ArchSpec, optimizer_hp: dict, seed: int, init: str, num_classes: int,
                      meta: dict) -> keras.Model:
-    """scikeras' model builder: `meta` carries the input shape and class count of the fit data."""
+    """scikeras' model builder: `meta` carries the input shape of the fit data; `num_classes` is
+    the dataset's (never the fold's)."""
     input_shape = tuple(int(d) for d in meta["X_shape_"][1:])
-    num_classes = int(meta["n_classes_"])
     model = build_model(arch, input_shape, num_classes)
     if init == "shared":
         load_weights(model, initial_weights(arch, input_shape, num_classes, seed))
@@ -48,15 +63,16 @@ def estimator_params(cfg: RunConfig) -> dict:
             "epochs": cfg.epochs, "random_state": cfg.seed}
 
 
-def make_estimator(cfg: RunConfig, data: PreparedData) -> KerasClassifier:
+def make_estimator(cfg: RunConfig, data: PreparedData) -> DatasetClassesClassifier:
     resolve_device(cfg.device)  # --device cpu hides the GPUs from TensorFlow
     # Every GridSearchCV fit builds a new model, so TensorFlow warns that it "retraced" the
     # predict function; that is expected here, not a performance bug worth a warning per fit.
     tf.get_logger().setLevel("ERROR")
     # shuffle=True: Keras draws each epoch's batch order itself (seeded by random_state); the
     # grid compares folds and scores, not identical mini-batch sequences.
-    return KerasClassifier(model=build_classifier, shuffle=True, verbose=0,
-                           predict__batch_size=EVAL_BATCH_SIZE, **estimator_params(cfg))
+    return DatasetClassesClassifier(model=build_classifier, shuffle=True, verbose=0,
+                                    model__num_classes=data.num_classes,
+                                    predict__batch_size=EVAL_BATCH_SIZE, **estimator_params(cfg))
 
 
 def to_input(x: np.ndarray) -> np.ndarray:

@@ -12,7 +12,47 @@ import keras
 import numpy as np
 
 from common.init import BN_EPSILON, BN_MOMENTUM
-from common.specs import ELU_ALPHA, GELU_APPROXIMATE, LEAKY_RELU_SLOPE, ArchSpec, layer_table
+from common.specs import (ELU_ALPHA, GELU_APPROXIMATE, LEAKY_RELU_SLOPE, ArchSpec, layer_table,
+                          same_padding)
+
+
+class AvgPoolSame(keras.layers.Layer):
+    """Average pooling with TensorFlow's asymmetric 'same' padding (the odd pixel after), the
+    padding left out of each average: the sum over the zero-padded window divided by the number
+    of image pixels in it. The twin of torch_impl.model.AvgPoolSame. Used on the Keras backends
+    other than TensorFlow, whose AveragePooling2D(padding="same") averages differently when the
+    padding is asymmetric (Keras 3.15 on torch: up to 0.1 on one output for size 3, stride 2 on
+    16x16, measured); TensorFlow's own layer is the reference."""
+
+    def __init__(self, size: int, stride: int, pad: tuple[tuple[int, int], tuple[int, int]],
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.size, self.stride, self.pad = size, stride, pad  # pad: ((top, bottom), (left, right))
+
+    def call(self, x):
+        widths = ((0, 0), *self.pad, (0, 0))
+        total = keras.ops.average_pool(keras.ops.pad(x, widths), self.size, self.stride, "valid")
+        ones = keras.ops.ones((1, *x.shape[1:3], 1), dtype=x.dtype)
+        inside = keras.ops.average_pool(keras.ops.pad(ones, widths), self.size, self.stride,
+                                        "valid")
+        return total / inside
+
+    def compute_output_shape(self, input_shape):
+        (top, bottom), (left, right) = self.pad
+        h, w = input_shape[1] + top + bottom, input_shape[2] + left + right
+        return (input_shape[0], (h - self.size) // self.stride + 1,
+                (w - self.size) // self.stride + 1, input_shape[3])
+
+
+def _avgpool(layer, in_shape: tuple[int, ...]) -> keras.layers.Layer:
+    """AveragePooling2D, except asymmetric 'same' padding off TensorFlow (AvgPoolSame)."""
+    if layer.padding == "same" and keras.backend.backend() != "tensorflow":
+        pad = (same_padding(in_shape[0], layer.kernel_size, layer.stride),
+               same_padding(in_shape[1], layer.kernel_size, layer.stride))
+        if any(before != after for before, after in pad):
+            return AvgPoolSame(layer.kernel_size, layer.stride, pad)
+    return keras.layers.AveragePooling2D(layer.kernel_size, strides=layer.stride,
+                                         padding=layer.padding)
 
 
 def _activation(name: str) -> keras.layers.Layer:
@@ -37,6 +77,7 @@ def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: 
                 front: list | tuple = ()) -> keras.Sequential:
     """`front`: weightless layers placed before the network (augmentation, active in training)."""
     layers: list[keras.layers.Layer] = [keras.Input(shape=input_shape), *front]
+    shape: tuple[int, ...] = input_shape
     for layer in layer_table(arch, input_shape, num_classes):
         if layer.kind == "conv":
             layers.append(keras.layers.Conv2D(layer.units, layer.kernel_size, strides=layer.stride,
@@ -50,8 +91,7 @@ def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: 
                                                     padding=layer.padding))
         elif layer.kind == "avgpool":
             # 'same': TensorFlow averages over the window's pixels inside the image only
-            layers.append(keras.layers.AveragePooling2D(layer.kernel_size, strides=layer.stride,
-                                                        padding=layer.padding))
+            layers.append(_avgpool(layer, shape))
         elif layer.kind == "global_avgpool":
             layers.append(keras.layers.GlobalAveragePooling2D())
         elif layer.kind == "dropout":
@@ -62,6 +102,7 @@ def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: 
             layers.append(keras.layers.Dense(layer.units, use_bias=layer.bias))
         else:
             raise ValueError(f"keras_impl.model: no layer for kind {layer.kind!r}")
+        shape = layer.out_shape
     return keras.Sequential(layers, name=arch.name)
 
 

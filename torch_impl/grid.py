@@ -72,6 +72,9 @@ def estimator_params(cfg: RunConfig) -> dict:
 def make_estimator(cfg: RunConfig, data: PreparedData) -> SeededNeuralNetClassifier:
     return SeededNeuralNetClassifier(
         SpecNet, module__input_shape=data.input_shape, module__num_classes=data.num_classes,
+        # The dataset's classes in every fit: skorch would otherwise infer them from each fold's
+        # labels (the network's size is module__num_classes either way).
+        classes=list(range(data.num_classes)),
         criterion=nn.CrossEntropyLoss, optimizer=suite_optimizer,
         train_split=None,  # train on the whole fold, as Keras does (GridSearchCV validates)
         # shuffle: torch draws each epoch's batch order itself (seeded by random_state)
