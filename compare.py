@@ -36,6 +36,7 @@ from common.figures import plot_cross_run, write_figures
 from common.launch import (ROOT, call_worker, command_line, forwarded_output, new_run_dir,
                            run_parity, run_worker)
 from common.loop import Callbacks
+from common.machine import free_cores
 from common.optim import OPTIMIZERS, resolve_optimizer
 from common.parity import case_to_dict, default_optimizers
 from common.records import collect_records, run_records, write_json, write_text
@@ -201,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test the last epoch's weights instead of the best validation loss's")
     g.add_argument("--augment", metavar="NAMES", help="comma list of training augmentations: "
                    + ", ".join(f"{n} ({d})" for n, (_, _, d) in AUGMENTATIONS.items()))
+    g.add_argument("--target-accuracy", type=float, metavar="A",
+                   help="add a column: training seconds until the validation accuracy first "
+                   "reached A (0-1), or 'not reached' (MLPerf's time to quality)")
     g.add_argument("--early-stopping", type=int, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without validation-loss improvement")
     g.add_argument("--reduce-lr-on-plateau", type=_plateau, metavar="FACTOR,PATIENCE,MIN_LR",
@@ -216,8 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "product); inside a value '-' replaces ',' (dense=128-64); keys: "
                    + ", ".join(SWEEP_KEYS))
     g = p.add_argument_group("execution")
-    g.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                   help="CPU threads for each framework (the same for both; default: all cores)")
+    g.add_argument("--threads", type=int,
+                   help="CPU threads for each framework (the same for both; default: the cores "
+                   "other processes leave free at start, all of them on an idle machine)")
     g.add_argument("--device", default="auto", choices=DEVICES,
                    help="auto: the GPU wherever a framework's build can use one, else the CPU; "
                    "cuda: every framework on the GPU, or one line naming the one that cannot")
@@ -319,13 +324,14 @@ class Plan:
     study: Study | None
     points: tuple[RunConfig, ...]  # one per study point, else (config,)
     cv: int = 0  # --grid's cross-validation folds; 0 for anything else
+    target_accuracy: float | None = None  # --target-accuracy: a time-to-accuracy column
 
 
 _UNSET = object()
 CNN_FLAGS = ("model", "filters", "kernel_size", "dense", "dropout", "batch_norm")
 # What --check-parity does not use: it runs one step of every optimizer on one fixed batch and
 # writes nothing.
-TRAINING_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "augment",
+TRAINING_FLAGS = ("target_accuracy", "epochs", "batch_size", "optimizer", "lr", "momentum", "augment",
                   "early_stopping", "reduce_lr_on_plateau", "no_restore_best", "train_size",
                   "val_size", "split_seed", "no_plots", "out", "repeats")
 
@@ -341,6 +347,17 @@ def given_flags(argv: list[str] | None) -> set[str]:
 
 def _flag(dest: str) -> str:
     return "--" + dest.replace("_", "-")
+
+
+def default_threads() -> int:
+    """The cores other processes leave free now (common.machine.free_cores), said in one note
+    line when that is fewer than all of them: threads on a taken core wait for it."""
+    cores, share = free_cores()
+    total = os.cpu_count() or 1
+    if cores < total:
+        print(f"note: other processes use {share:.0%} of the CPU; --threads defaults to the "
+              f"{cores} free of {total} cores (give --threads to choose)")
+    return cores
 
 
 def check_flags_apply(args: argparse.Namespace, argv: list[str] | None) -> None:
@@ -381,6 +398,12 @@ def resolve(args: argparse.Namespace, argv: list[str] | None,
     """Every flag and every combination, checked; raises UserError before anything is read or
     written (called again with the pool size once own images are loaded)."""
     check_flags_apply(args, argv)
+    if args.target_accuracy is not None and not 0 < args.target_accuracy <= 1:
+        raise UserError("--target-accuracy A must be in (0, 1], e.g. 0.9")
+    if args.threads is None:
+        args.threads = default_threads()
+    elif args.threads < 1:
+        raise UserError("--threads must be at least 1")
     if args.repeats < 1:
         raise UserError("--repeats must be at least 1")
     if args.early_stopping is not None and args.early_stopping < 1:
@@ -431,7 +454,7 @@ def resolve(args: argparse.Namespace, argv: list[str] | None,
                           reduce_lr=args.reduce_lr_on_plateau)
     frameworks = tuple(args.framework)
     return Plan(command_line(argv), frameworks, cfg, callbacks, args.repeats, study_kind, study,
-                points, args.cv if study_kind == "grid" else 0)
+                points, args.cv if study_kind == "grid" else 0, args.target_accuracy)
 
 
 def check_devices(plan: Plan) -> None:
@@ -565,7 +588,8 @@ def run_comparison(plan: Plan, ds: Dataset, out: str, plots: bool) -> Path:
         raise UserError(f"--out {out}: cannot create a run folder there ({err.strerror})") from None
     run_config = {"command": plan.command, "frameworks": list(plan.frameworks),
                   "repeats": plan.repeats, "callbacks": dataclasses.asdict(plan.callbacks),
-                  "config": cfg.to_dict(), "data_notes": list(ds.notes)}
+                  "config": cfg.to_dict(), "data_notes": list(ds.notes),
+                  "target_accuracy": plan.target_accuracy}
     write_json(run_dir / "config.json", run_config)
 
     failed = []
@@ -595,7 +619,7 @@ def run_comparison(plan: Plan, ds: Dataset, out: str, plots: bool) -> Path:
         print(f"\nResults: {run_dir}/report.md\n")
         for line in transfer + difference_lines(records):
             print(line)
-        print(markdown_table(records))
+        print(markdown_table(records, plan.target_accuracy))
     if failed:
         raise UserError(f"run failed: {', '.join(failed)}; completed records are in {run_dir}")
     return run_dir

@@ -70,6 +70,8 @@ class RunRecord:
     input_standardisation: dict[str, list[float]]
     environment: dict[str, Any]
     transfer: dict | None = None  # --pipeline transfer only
+    # the CPU it trained on (common.machine.Contention); None in records made before it existed
+    contention: dict | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -28,6 +28,7 @@ from common.config import RunConfig
 from common.errors import UserError
 from common.frameworks import reference
 from common.loop import Callbacks
+from common.machine import busy_text
 from common.parity import TOLERANCE
 from common.records import GridRecord, RunRecord, StudyRow, collect_records
 from common.specs import (conv_batch_norm, conv_filters, conv_kernel, dense_dropout,
@@ -101,7 +102,31 @@ def group_by_framework(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
     return dict(groups)
 
 
-def comparison_table(records: list[RunRecord]) -> pd.DataFrame:
+def seconds_to_accuracy(record: RunRecord, target: float) -> float | None:
+    """Training seconds until the validation accuracy first reached `target` (the sum of the
+    epoch times up to and including that epoch: MLPerf's time-to-quality on the suite's timing
+    rule), or None when no epoch reached it. A transfer run's epochs count in order."""
+    elapsed = 0.0
+    for entry in record.history:
+        elapsed += entry["seconds"]
+        if entry["val_accuracy"] >= target:
+            return elapsed
+    return None
+
+
+def _to_accuracy(records: list[RunRecord], target: float) -> str:
+    times = [seconds_to_accuracy(r, target) for r in records]
+    reached = [t for t in times if t is not None]
+    if not reached:
+        return "not reached"
+    text = _fmt(reached, 1)
+    return text if len(reached) == len(times) else f"{text} ({len(reached)} of {len(times)})"
+
+
+def comparison_table(records: list[RunRecord], target_accuracy: float | None = None
+                     ) -> pd.DataFrame:
+    """One row per framework (repeats pooled as mean ± std). `target_accuracy`: a column of the
+    training seconds to that validation accuracy (seconds_to_accuracy)."""
     rows = []
     for framework, group in group_by_framework(records).items():
         first = group[0]
@@ -117,15 +142,21 @@ def comparison_table(records: list[RunRecord]) -> pd.DataFrame:
             "params": f"{first.params:,}",
             "test accuracy": _fmt([r.test_accuracy for r in group], 4),
             "test loss": _fmt([r.test_loss for r in group], 4),
-            "training s": _fmt([r.train_seconds for r in group], 1),
+            "training s": _fmt([r.train_seconds for r in group], 1)
+            + (" (busy)" if any(r.contention and r.contention.get("busy") for r in group) else ""),
             "s / epoch": _fmt([steady_epoch_seconds(r) for r in group], 1),
             "first-epoch overhead s": _fmt([r.first_epoch_overhead_seconds for r in group], 2),
+            **({f"s to {target_accuracy:g} val. accuracy": _to_accuracy(group, target_accuracy)}
+               if target_accuracy is not None else {}),
         })
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    columns = list(COLUMNS) + ([f"s to {target_accuracy:g} val. accuracy"]
+                               if target_accuracy is not None else [])
+    return pd.DataFrame(rows, columns=columns)
 
 
-def markdown_table(records: list[RunRecord]) -> str:
-    return markdown(comparison_table(records))
+def markdown_table(records: list[RunRecord], target_accuracy: float | None = None) -> str:
+    """comparison_table as markdown."""
+    return markdown(comparison_table(records, target_accuracy))
 
 
 def difference_line(records: list[RunRecord], key: str, label: str, scale: float = 1.0,
@@ -158,12 +189,25 @@ def difference_lines(records: list[RunRecord]) -> list[str]:
     """Every other framework against the reference column (torch when it ran)."""
     groups = group_by_framework(records)
     ref = reference(list(groups)) if groups else None
+    busy = busy_lines(records)
     lines = [difference_line(records, key, label, scale, unit, framework)
              for framework in groups if framework != ref
              for key, label, scale, unit in (("test_accuracy", "test accuracy", 100.0, " pp"),
                                              ("test_loss", "test loss", 1.0, ""),
-                                             ("train_seconds", "training seconds", 1.0, " s"))]
+                                             ("train_seconds", "training seconds", 1.0, " s"))
+             if not (busy and key == "train_seconds")]
+    if busy:
+        lines.append("training seconds: not compared, because " + "; ".join(busy)
+                     + " (the time then depends on the other processes as much as on the "
+                     "framework; rerun on an idle machine)")
     return [line for line in [setup_warning(records), divergence_line(records), *lines] if line]
+
+
+def busy_lines(records: list[RunRecord]) -> list[str]:
+    """'keras ran on a busy machine (busy: 45% of the CPU used by other processes)' per busy
+    record (common.machine.Contention), in record order."""
+    return [f"{r.framework}{f' (repeat {r.repeat})' if r.repeat else ''} ran on a busy machine "
+            f"({busy_text(r.contention)})" for r in records if busy_text(r.contention)]
 
 
 def divergence_line(records: list[RunRecord]) -> str | None:
@@ -192,7 +236,7 @@ def render_report(records: list[RunRecord], run_config: dict, transfer: list[str
         "",
         f"Command: `{run_config['command']}`",
         "",
-        markdown_table(records),
+        markdown_table(records, run_config.get("target_accuracy")),
         "",
         *[f"- {line}" for line in difference_lines(records)],
         "",

@@ -43,6 +43,7 @@ from common.config import RunConfig  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.frameworks import FRAMEWORKS  # noqa: E402
 from common.init import initial_weights  # noqa: E402
+from common.machine import LoadMonitor, apply_thread_policy, cpu_model  # noqa: E402
 from common.loop import TRANSFER_EVAL_BATCH_SIZE, Callbacks, FitResult, Trainer, fit  # noqa: E402
 from common.metrics import confusion, score, worst_predictions  # noqa: E402
 from common.parity import parity_batch  # noqa: E402
@@ -56,6 +57,8 @@ from common.transfer import PROBE_IMAGES, TransferSpec, features_cacheable, is_p
 # Modules whose presence in sys.modules the record reports: proof that a process ran one
 # framework only (TensorFlow and PyTorch in one process can crash here).
 FRAMEWORK_MODULES = ("tensorflow", "keras", "torch", "torchvision", "jax")
+# The thread-runtime settings main() applied (common.machine.THREAD_POLICY), for the record.
+THREAD_POLICY_IN_FORCE: dict[str, str] = {}
 
 
 def impl(framework: str, module: str) -> ModuleType:
@@ -175,6 +178,9 @@ def environment(threads: int, device: str, framework_facts: dict) -> dict:
         "device": device,
         **framework_facts,
         "loaded_frameworks": sorted(m for m in FRAMEWORK_MODULES if m in sys.modules),
+        "cpu_model": cpu_model(),
+        "thread_policy": dict(THREAD_POLICY_IN_FORCE),
+        "date": time.strftime("%Y-%m-%d"),
     }
 
 
@@ -209,8 +215,10 @@ def run_job(framework: str, job: Job) -> RunRecord:
     data = prepare_data(cfg)
     data_seconds = time.perf_counter() - t0
 
+    monitor = LoadMonitor(cfg.threads)
     if cfg.pipeline == "transfer":
-        trainer, result, outcome = fit_transfer(framework, job, data, device)
+        with monitor:
+            trainer, result, outcome = fit_transfer(framework, job, data, device)
     else:
         t0 = time.perf_counter()
         weights = (initial_weights(cfg.arch, data.input_shape, data.num_classes, cfg.seed)
@@ -220,9 +228,10 @@ def run_job(framework: str, job: Job) -> RunRecord:
                                   build_seconds=time.perf_counter() - t0,
                                   expected_params=count_params(cfg.arch, data.input_shape,
                                                                data.num_classes))
-        result = fit(trainer, data.x_train, data.y_train, data.x_val, data.y_val,
-                     epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
-                     lr=cfg.optimizer["lr"], callbacks=job.callbacks)
+        with monitor:
+            result = fit(trainer, data.x_train, data.y_train, data.x_val, data.y_val,
+                         epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
+                         lr=cfg.optimizer["lr"], callbacks=job.callbacks)
     # The tested weights (restored best, if so) scored on every split in inference mode
     # (dropout off, BatchNorm on its moving statistics, no augmentation), by the one metric
     # code: unlike the history's running training accuracy, the three numbers are comparable.
@@ -254,6 +263,7 @@ def run_job(framework: str, job: Job) -> RunRecord:
         input_standardisation={"mean": list(data.channel_mean), "std": list(data.channel_std),
                                "constant_channels": list(data.constant_channels)},
         environment=environment(cfg.threads, device, facts), transfer=outcome.transfer,
+        contention=monitor.result.to_dict() if monitor.result else None,
     )
     write_json(job.record_path, record)
     return record
@@ -541,6 +551,7 @@ def run(framework: str, job: dict) -> None:
 
 def main(argv: list[str]) -> None:
     framework, job_path = argv
+    THREAD_POLICY_IN_FORCE.update(apply_thread_policy())  # before any framework is imported
     backend = FRAMEWORKS[framework].keras_backend
     if backend is not None:  # before keras_impl (and so Keras) is first imported
         os.environ["KERAS_BACKEND"] = backend

@@ -80,8 +80,10 @@ def small_runs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
-    """One full `compare.py --task digits --framework both`, shared by the end-to-end tests."""
+    """`compare.py --task digits --framework both` for 3 epochs (the default 20 shows nothing
+    more), with a time-to-accuracy column, shared by the end-to-end tests."""
     out = tmp_path_factory.mktemp("results")
-    proc = run_compare("--task", "digits", "--framework", "both", "--out", str(out))
+    proc = run_compare("--task", "digits", "--framework", "both", "--epochs", "3",
+                       "--target-accuracy", "0.9", "--out", str(out))
     dirs = run_dirs(out)
     return proc, dirs[0] if dirs else out

@@ -262,3 +262,49 @@ def test_grid_folds_train_the_same_network_in_both_frameworks(tmp_path):
     assert proc.returncode != 0
     assert proc.stderr.strip().startswith("error: --cv 5: 2 classes have fewer training images")
     assert not (tmp_path / "refused").exists()
+
+
+# ----------------------------------------------------------------------------- 6. flags
+
+
+@pytest.mark.parametrize("argv, named", [
+    (("--task", "digits", "--pipeline", "transfer", "--dropout", "0.3"), "--dropout"),
+    (("--task", "cifar10", "--pipeline", "transfer", "--model", "cifar10_cnn",
+      "--batch-norm"), "--model, --batch-norm"),
+    (("--task", "digits", "--image-size", "16"), "--image-size"),
+    (("--task", "digits", "--image-dir", "x"), "--image-dir"),
+    (("--task", "digits", "--data-dir", "x"), "--data-dir"),
+    (("--task", "digits", "--no-download"), "--no-download"),
+    (("--task", "digits", "--cv", "3"), "--cv"),  # typed at its default: still refused
+    (("--task", "digits", "--check-parity", "--epochs", "3"), "--epochs"),
+    (("--task", "digits", "--check-parity", "--lr=0.1"), "--lr"),
+    (("--task", "cifar10", "--pipeline", "transfer", "--backbone", "resnet50v2",
+      "--match-padding"), "--match-padding"),
+])
+def test_flags_that_would_be_ignored_are_refused(capsys, argv, named):
+    from conftest import main_error  # noqa: PLC0415
+
+    out = () if "--check-parity" in argv else ("--out", "/nonexistent/never-written")
+    message = main_error(capsys, *argv, *out)
+    assert message.startswith(f"{named} would be ignored"), message
+
+
+def test_a_transfer_config_records_no_cnn_architecture():
+    import compare  # noqa: PLC0415
+
+    args = compare.build_parser().parse_args(["--task", "cifar10", "--pipeline", "transfer"])
+    cfg = compare.config_from_args(args)
+    assert cfg.arch.layers == () and cfg.arch.name == "mobilenetv2"
+
+
+def test_importing_compare_leaves_matplotlib_alone():
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from conftest import ROOT  # noqa: PLC0415
+
+    code = ("import matplotlib; matplotlib.use('svg'); import compare, common.figures; "
+            "import sys; print(matplotlib.get_backend()); "
+            "print('matplotlib.pyplot' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.stdout.split() == ["svg", "False"], proc.stderr

@@ -1,0 +1,181 @@
+"""How busy the machine is: the CPU share other processes take, read from /proc/stat.
+
+Used on both sides of the process boundary, and imports no framework:
+- the parent (compare.py) reads the load at start, so `--threads` defaults to the free cores;
+- the worker wraps training in a LoadMonitor, so every record says whether its time was taken on
+  a shared CPU (and the report refuses to call a framework faster when it was).
+
+A busy machine changes the answer to "which framework is faster": with another process on a core,
+PyTorch's OpenMP threads spin-wait for each other and an epoch took 3-20x longer here, while
+Keras/TF's thread pools degraded under 2x (issue 22). THREAD_POLICY is the runtime setting the
+worker applies before any framework is imported, the same for every framework.
+
+Linux only (/proc/stat); elsewhere every reading is None and nothing is flagged.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+# A run whose machine had more than this share of its CPU taken by other processes while it
+# trained is flagged "busy" (a share of all cores, 0..1): below it, timing noise dominates.
+BUSY_SHARE = 0.10
+SAMPLE_SECONDS = 0.5  # the sampler's period during training, and the window read at start
+
+# OpenMP runtimes (PyTorch's libgomp, and Intel's libiomp where a build links it; TensorFlow's
+# and XLA's own pools ignore these) let idle threads sleep at once instead of spinning: a
+# spinning thread holds a core that another process needs, and with a busy machine each
+# parallel region waits for a descheduled spinner. `setdefault`: a user's own value wins;
+# DLCV_THREAD_POLICY=off applies none (to measure the runtime defaults).
+THREAD_POLICY = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
+THREAD_POLICY_ENV = "DLCV_THREAD_POLICY"
+
+
+def apply_thread_policy() -> dict[str, str]:
+    """Set THREAD_POLICY in os.environ (before a framework is imported); returns the values in
+    force, for the record ({} when DLCV_THREAD_POLICY=off)."""
+    if os.environ.get(THREAD_POLICY_ENV, "").lower() == "off":
+        return {}
+    for key, value in THREAD_POLICY.items():
+        os.environ.setdefault(key, value)
+    return {key: os.environ[key] for key in THREAD_POLICY}
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (e.g. 'AMD EPYC 9R14'), else platform's."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform  # noqa: PLC0415
+
+    return platform.processor() or platform.machine()
+
+
+def _cpu_times() -> tuple[float, float] | None:
+    """(busy, total) jiffies of all CPUs since boot from /proc/stat; None off Linux."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [float(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds used by this process (all its threads) and its finished children."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def others_share(seconds: float = SAMPLE_SECONDS) -> float | None:
+    """The share of all cores (0..1) that processes other than this one used over the next
+    `seconds`; None off Linux."""
+    start, own = _cpu_times(), _own_cpu_seconds()
+    time.sleep(seconds)
+    end = _cpu_times()
+    if start is None or end is None or end[1] <= start[1]:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    busy = (end[0] - start[0]) / ticks - (_own_cpu_seconds() - own)
+    return max(0.0, min(1.0, busy / ((end[1] - start[1]) / ticks)))
+
+
+def free_cores() -> tuple[int, float | None]:
+    """(cores not used by other processes, rounded down, at least 1; the others' share) now."""
+    cores = os.cpu_count() or 1
+    share = others_share()
+    if share is None:
+        return cores, None
+    return max(1, int(cores * (1.0 - share) + 0.25)), share
+
+
+@dataclass(frozen=True)
+class Contention:
+    """The CPU a run trained on (a record's `contention`): shares of all cores, 0..1.
+
+    `others_before`: other processes' share in the SAMPLE_SECONDS before training;
+    `others_during` / `others_max`: their mean and largest sampled share while it trained;
+    `own_cpu_per_thread`: this process's CPU seconds / (wall seconds x threads), about 1 for a
+    compute-bound run on free cores (less when its threads waited for a core, or for data);
+    `busy`: others_during or others_before above BUSY_SHARE."""
+
+    cores: int
+    threads: int
+    others_before: float | None
+    others_during: float | None
+    others_max: float | None
+    own_cpu_per_thread: float
+    busy: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class LoadMonitor:
+    """`with LoadMonitor(threads) as monitor:` around training; `monitor.result` is then the
+    run's Contention. A daemon thread samples /proc/stat every SAMPLE_SECONDS (its own CPU use
+    is negligible: one file read per sample)."""
+
+    def __init__(self, threads: int):
+        self.threads = threads
+        self.result: Contention | None = None
+        self._samples: list[float] = []
+        self._stop = threading.Event()
+
+    def __enter__(self) -> "LoadMonitor":
+        self._before = others_share()
+        self._start = (_cpu_times(), _own_cpu_seconds(), time.perf_counter())
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            start, own = _cpu_times(), _own_cpu_seconds()
+            if self._stop.wait(SAMPLE_SECONDS):
+                return
+            end = _cpu_times()
+            if start and end and end[1] > start[1]:
+                ticks = os.sysconf("SC_CLK_TCK")
+                busy = (end[0] - start[0]) / ticks - (_own_cpu_seconds() - own)
+                self._samples.append(max(0.0, min(1.0, busy / ((end[1] - start[1]) / ticks))))
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        (cpu0, own0, t0), cpu1 = self._start, _cpu_times()
+        wall = max(time.perf_counter() - t0, 1e-9)
+        own = _own_cpu_seconds() - own0
+        during = None
+        if cpu0 and cpu1 and cpu1[1] > cpu0[1]:
+            ticks = os.sysconf("SC_CLK_TCK")
+            busy = (cpu1[0] - cpu0[0]) / ticks - own
+            during = max(0.0, min(1.0, busy / ((cpu1[1] - cpu0[1]) / ticks)))
+        shares = [s for s in (self._before, during) if s is not None]
+        self.result = Contention(
+            cores=os.cpu_count() or 1, threads=self.threads,
+            others_before=_round(self._before), others_during=_round(during),
+            others_max=_round(max(self._samples)) if self._samples else _round(during),
+            own_cpu_per_thread=round(own / (wall * self.threads), 3),
+            busy=any(s > BUSY_SHARE for s in shares))
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def busy_text(contention: dict | None) -> str:
+    """'busy: 45% of the CPU used by other processes' for a busy record's contention, else ''."""
+    if not contention or not contention.get("busy"):
+        return ""
+    share = max(v for v in (contention.get("others_during"), contention.get("others_before"))
+                if v is not None)
+    return f"busy: {share:.0%} of the CPU used by other processes"
