@@ -46,7 +46,8 @@ from common.optim import resolve_optimizer  # noqa: E402
 from common.specs import forward_flops, get_preset  # noqa: E402
 from common.splits import epoch_order  # noqa: E402
 from common.tasks import TASKS  # noqa: E402
-from common.worker import PreparedData, impl  # noqa: E402
+from common.data.prepare import PreparedData  # noqa: E402
+from common.worker.process import impl  # noqa: E402
 
 INPUT_SHAPES = {t.model: t.input_shape for t in TASKS.values()}
 

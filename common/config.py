@@ -23,6 +23,30 @@ INITS = ("shared", "native")
 
 
 @dataclass(frozen=True)
+class Callbacks:
+    """One semantics for both frameworks (documented in the README):
+
+    - an epoch improves when val_loss < best - min_delta (absolute threshold);
+    - early stopping stops after `early_stopping` consecutive epochs without improvement;
+    - reduce-on-plateau multiplies the lr by `factor` (not below `min_lr`) after `patience`
+      consecutive epochs without improvement, then waits another `patience` epochs;
+    - restore_best puts back the weights of the best epoch before testing.
+    """
+
+    restore_best: bool = True
+    early_stopping: int | None = None
+    reduce_lr: tuple[float, int, float] | None = None  # (factor, patience, min_lr)
+    min_delta: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Callbacks":
+        data = dict(data)
+        if data.get("reduce_lr") is not None:  # JSON has lists, not tuples
+            data["reduce_lr"] = tuple(data["reduce_lr"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     task: str
     model: str

@@ -11,3 +11,7 @@ class DataError(UserError):
     """Data not found, truncated, corrupt, or failing its checksum."""
 
     exit_code = 3
+
+
+class RecordError(UserError):
+    """A result file that cannot be read: corrupt, truncated, or without a needed field."""

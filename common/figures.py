@@ -20,7 +20,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from common.metrics import class_accuracy  # noqa: E402
-from common.records import RunRecord, StudyRow, save_figure  # noqa: E402
+from common.files import save_figure  # noqa: E402
+from common.records import RunRecord, StudyRow  # noqa: E402
 
 # Distinct colours, markers and widths: with shared weights the curves often coincide, and the
 # thicker Keras line must stay visible under the PyTorch one.

@@ -29,7 +29,7 @@ import numpy as np
 from common.errors import UserError
 from common.frameworks import BOTH, reference
 from common.parity import compare_outputs
-from common.records import write_json
+from common.files import write_json
 from common.tasks import task_slug
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -32,20 +32,21 @@ from typing import Any, Callable
 
 import numpy as np
 
-from common.config import RunConfig
+from common.config import Callbacks, RunConfig
 from common.errors import UserError
 from common.figures import plot_sweep
 from common.launch import run_worker
-from common.loop import Callbacks
 from common.optim import OPTIMIZERS
-from common.records import (RecordError, RunRecord, StudyRow, read_grid_record,
-                            read_record, write_json, write_text)
-from common.report import (best_table, grid_frame, grid_report, grid_tables, results_csv,
-                           sweep_report, sweep_table)
+from common.errors import RecordError
+from common.files import write_json, write_text
+from common.jobs import GridJob, Job
+from common.records import RunRecord, StudyRow, read_grid_record, read_record
+from common.report.studies import (best_table, grid_frame, grid_report, grid_tables, sweep_report,
+                                   sweep_table)
+from common.report.values import results_csv
 from common.specs import (conv_batch_norm, conv_filters, conv_kernel, dense_dropout,
                           hidden_dense)
 from common.tasks import task_slug
-from common.worker import GridJob, Job
 
 # ---------------------------------------------------------------------------------------------
 # Sweepable settings: how a value is typed, what compare.py's flag holds, how to read it back

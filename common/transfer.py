@@ -31,7 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from common.data.cache import default_cache_dir  # the project's one cache rule
 from common.errors import UserError
+from common.init import initial_weights
+from common.specs import ArchSpec, layer
 
 PIPELINES = ("cnn", "transfer")
 WEIGHT_CHOICES = ("imagenet", "none")  # or a PATH
@@ -259,9 +262,6 @@ def features_cacheable(augment: tuple[str, ...]) -> bool:
 def head_weights(feature_dim: int, num_classes: int, seed: int) -> dict[str, np.ndarray]:
     """The new dense layer's shared start (Keras layout: kernel (in, out)): the same Glorot rule
     and random stream as the CNNs' common.init, for an input of `feature_dim` pooled features."""
-    from common.init import initial_weights  # noqa: PLC0415
-    from common.specs import ArchSpec, layer  # noqa: PLC0415
-
     # a flatten draws nothing: the classifier's kernel is the stream's first draw
     head = ArchSpec("transfer_head", layers=(layer("flatten"),))
     return initial_weights(head, (1, 1, feature_dim), num_classes, seed)[0]
@@ -275,8 +275,6 @@ def converted_weights_path(weights: str, cache_dir: str | None) -> Path:
     (torch_impl.transfer.convert_path_weights writes it, keras_impl.transfer reads it):
     <cache>/weights/<stem>-<hash>.npz. The hash covers the file's absolute path, size and
     modification time, so an edited or replaced file is converted again."""
-    from common.data import default_cache_dir  # noqa: PLC0415  (the project's one cache rule)
-
     path = Path(weights).expanduser().resolve()
     try:
         stat = path.stat()
@@ -304,8 +302,6 @@ def converted_imagenet_path(backbone: str, cache_dir: str | None) -> Path:
     plain arrays for the PyTorch twin (keras_impl.transfer.convert_imagenet_weights writes it,
     torch_impl.transfer reads it): <cache>/weights/<Keras file stem>-<md5 prefix>.npz, one array
     per Keras weight, named '<layer>.<weight>' (e.g. 'conv1_conv.kernel'), in layer order."""
-    from common.data import default_cache_dir  # noqa: PLC0415  (the project's one cache rule)
-
     name, md5 = KERAS_IMAGENET_FILES[backbone]
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     return cache / "weights" / f"{Path(name).stem}-{md5[:12]}.npz"

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ log lines
 if os.environ["KERAS_BACKEND"] == "tensorflow":
     import importlib
 
-    from common.worker import silenced_stderr
+    from common.worker.process import silenced_stderr
 
     # TensorFlow's C++ start-up lines ("oneDNN custom operations are on", absl's notice) come
     # from static initialisers that no log level reaches: import it once with stderr closed.

@@ -21,7 +21,8 @@ from common.config import RunConfig
 from common.init import initial_weights
 from common.loop import EVAL_BATCH_SIZE
 from common.specs import ArchSpec
-from common.worker import GridBackend, PreparedData
+from common.data.prepare import PreparedData
+from common.worker.grid import GridBackend
 from keras_impl.model import build_model, count_params as count_model_params, load_weights
 from keras_impl.optim import make_optimizer
 from keras_impl.train import resolve_device

@@ -21,9 +21,9 @@ import keras
 import numpy as np
 
 from common.config import RunConfig
+from common.data.prepare import PreparedData
 from common.errors import UserError
 from common.loop import EVAL_BATCH_SIZE
-from common.worker import PreparedData
 from keras_impl.augment import build_augmenter
 from keras_impl.model import build_model, count_params, load_weights
 from keras_impl.optim import make_optimizer, set_lr

@@ -29,15 +29,15 @@ from keras import ops
 from keras.src.backend.config import keras_home
 
 from common.config import RunConfig
+from common.data.prepare import PreparedData
 from common.errors import UserError
+from common.files import write_arrays
 from common.loop import TRANSFER_EVAL_BATCH_SIZE
-from common.records import write_arrays
 from common.transfer import (
     KERAS_IMAGENET_FILES, PADDING_ALIKE, PADDING_KERAS, PADDING_TORCHVISION, Preprocessing,
     TransferSpec, converted_imagenet_path, converted_weights_path, download_failure,
     head_weights, is_path, weights_alternatives,
 )
-from common.worker import PreparedData
 
 TORCH_BN_EPSILON = 1e-5  # torchvision's BatchNorm2d default, which PATH weights were trained with
 _APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"

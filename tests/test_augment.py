@@ -21,7 +21,7 @@ CHECK = r"""
 import json, sys
 import numpy as np
 from common.augment import AUGMENTATIONS
-from common.worker import impl
+from common.worker.process import impl
 framework = sys.argv[1]
 augment = impl(framework, "augment")
 image = np.random.default_rng(0).standard_normal((1, 16, 16, 3)).astype("float32")

@@ -83,12 +83,12 @@ def test_float16_on_the_cpu_is_refused_before_anything_is_written(tmp_path, caps
 
 def test_transfer_study_is_rejected_before_any_download(tmp_path, capsys, monkeypatch):
     """Validation comes before I/O: the data loader must not even be called."""
-    import compare  # noqa: PLC0415
+    import common.cli  # noqa: PLC0415
 
     def no_io(*args, **kwargs):
         raise AssertionError("data was loaded before the flags were checked")
 
-    monkeypatch.setattr(compare, "load_dataset", no_io)
+    monkeypatch.setattr(common.cli, "load_dataset", no_io)
     line = main_error(capsys, "--task", "cifar10", "--pipeline", "transfer", "--weights", "none",
                       "--sweep", "lr=0.1,0.01", "--cache-dir", str(tmp_path / "cache"),
                       "--out", str(tmp_path / "out"))

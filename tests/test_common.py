@@ -17,7 +17,10 @@ from common.specs import (PRESETS, conv_batch_norm, conv_filters, conv_kernel, c
                           parse_filters, same_padding)
 from common.splits import epoch_order, make_split
 
-COMMON_MODULES = sorted(p.stem for p in (ROOT / "common").glob("*.py") if p.stem != "__init__")
+# every module of common/ and its packages (common.worker's __main__ runs only as a process)
+COMMON_MODULES = sorted(".".join(p.relative_to(ROOT / "common").with_suffix("").parts)
+                        for p in (ROOT / "common").rglob("*.py")
+                        if p.stem not in ("__init__", "__main__"))
 
 
 def test_common_and_the_parent_import_no_framework():
@@ -29,7 +32,7 @@ def test_common_and_the_parent_import_no_framework():
         "import compare\n"
         "from common.tasks import load_dataset\n"
         "load_dataset('digits')\n"
-        "from common.worker import FRAMEWORK_MODULES\n"
+        "from common.worker.process import FRAMEWORK_MODULES\n"
         "print(sorted(m for m in FRAMEWORK_MODULES if m in sys.modules))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

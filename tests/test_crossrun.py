@@ -20,7 +20,8 @@ from tests_support import make_record
 import compare
 from common.errors import UserError
 from common.optim import resolve_optimizer
-from common.records import RunRecord, read_json, write_json
+from common.files import read_json, write_json
+from common.records import RunRecord
 
 
 def with_lr(record: RunRecord, lr: float) -> RunRecord:
@@ -100,7 +101,7 @@ def test_formats_latex_csv_html_and_transpose(tmp_path, capsys):
 
 
 def test_latex_escapes_special_characters():
-    from common.report import latex_escape  # noqa: PLC0415
+    from common.report.formats import latex_escape  # noqa: PLC0415
 
     assert latex_escape("a_b 50% R&D ±") == r"a\_b 50\% R\&D $\pm$"
 
@@ -241,7 +242,8 @@ def test_report_over_both_invocations(cli_and_api, capsys):
 
 def test_results_csv_of_a_folder_and_of_a_grid(tmp_path):
     from common.records import GridPoint, GridRecord  # noqa: PLC0415
-    from common.report import grid_frame, results_csv  # noqa: PLC0415
+    from common.report.studies import grid_frame  # noqa: PLC0415
+    from common.report.values import results_csv  # noqa: PLC0415
 
     two_runs(tmp_path)
     folder = tmp_path / "20250101-120000-digits"

@@ -10,6 +10,7 @@ from conftest import records_of, run_compare, run_dirs
 from PIL import Image
 
 import common.data as data
+from common.data import images
 from common.errors import DataError, UserError
 from common.tasks import load_dataset
 
@@ -93,7 +94,7 @@ def test_folder_task_is_decoded_once_into_the_cache(image_folder, cache_in_tmp, 
     task = f"folder:{image_folder}"
     first = load_dataset(task, image_size=16)
     [npz] = (cache_in_tmp / "arrays").glob("folder-imgs-*.npz")
-    monkeypatch.setattr(data, "_decode_image", _fail)
+    monkeypatch.setattr(images, "_decode_image", _fail)
     second = load_dataset(task, image_size=16)
     for name in ("x_train", "y_train", "x_test", "y_test"):
         np.testing.assert_array_equal(getattr(second, name), getattr(first, name))

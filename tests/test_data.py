@@ -1,4 +1,4 @@
-"""Tests for common/data.py on small synthetic files in each canonical format (no network)."""
+"""Tests for common/data/ on small synthetic files in each canonical format (no network)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 import common.data as data
+from common.data import builtin, images
 from common.data import CIFAR10_CLASSES, Dataset
 from common.errors import DataError, UserError
 from common.tasks import OWN_IMAGES, TASKS, get_task, is_own_images, load_dataset, task_slug
@@ -307,7 +308,7 @@ def test_mnist_download_verifies_and_falls_back_to_second_mirror(
     expected = make_mnist(tmp_path / "upstream", gz=True)
     served = {data.MNIST_MIRRORS[1] + f"{n}.gz": (tmp_path / "upstream" / f"{n}.gz").read_bytes()
               for n in MNIST_NAMES}
-    monkeypatch.setattr(data, "MNIST_GZ_MD5",
+    monkeypatch.setattr(builtin, "MNIST_GZ_MD5",
                         {n: md5(tmp_path / "upstream" / f"{n}.gz") for n in MNIST_NAMES})
     calls: list[str] = []
     ds = load_dataset("mnist", cache_dir=tmp_path / "cache", downloader=fake_downloader(served, calls))
@@ -546,7 +547,7 @@ def test_cifar10_download_and_extract(tmp_path: Path, monkeypatch: pytest.Monkey
     x_train, *_ = make_cifar_batches(tmp_path / "upstream" / "cifar-10-batches-py")
     archive = make_tar_gz(tmp_path / "cifar-10-python.tar.gz",
                           tmp_path / "upstream" / "cifar-10-batches-py")
-    monkeypatch.setattr(data, "CIFAR10_MD5", md5(archive))
+    monkeypatch.setattr(builtin, "CIFAR10_MD5", md5(archive))
     served = {data.CIFAR10_URL: archive.read_bytes()}
     ds = load_dataset("cifar10", cache_dir=tmp_path / "cache", downloader=fake_downloader(served))
     np.testing.assert_array_equal(ds.x_train, x_train)
@@ -584,7 +585,7 @@ def test_mnist_second_load_reads_the_npz(tmp_path: Path, monkeypatch: pytest.Mon
     first = load_dataset("mnist", data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
     [npz] = (tmp_path / "cache" / "arrays").glob("mnist-*.npz")
     assert list(np.load(npz).keys()) == ["x_train", "y_train", "x_test", "y_test"]
-    monkeypatch.setattr(data, "_read_idx", _fail)
+    monkeypatch.setattr(builtin, "_read_idx", _fail)
     second = load_dataset("mnist", data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
     for name in ("x_train", "y_train", "x_test", "y_test"):
         np.testing.assert_array_equal(getattr(second, name), getattr(first, name))
@@ -597,7 +598,7 @@ def test_cifar10_images_second_load_reads_the_npz(tmp_path: Path,
     make_image_folder(tmp_path / "data", ".png", per_class=1)
     first = load_dataset("cifar10", data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
     assert len(list((tmp_path / "cache" / "arrays").glob("cifar10-*.npz"))) == 1
-    monkeypatch.setattr(data, "_decode_image", _fail)
+    monkeypatch.setattr(images, "_decode_image", _fail)
     second = load_dataset("cifar10", data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
     np.testing.assert_array_equal(second.x_train, first.x_train)
 

@@ -13,9 +13,10 @@ from conftest import records_of, run_compare, run_dirs
 from PIL import Image
 
 import common.data as data
+from common.data import images
 from common.errors import DataError
 from common.tasks import load_dataset
-from common.worker import CONSTANT_CHANNEL_STD, check_finite, standardisation
+from common.data.prepare import CONSTANT_CHANNEL_STD, check_finite, standardisation
 from compare import check_cv_classes
 
 
@@ -135,7 +136,7 @@ def test_every_pixel_mode_is_scaled_to_8_bit_rgb(tmp_path, mode):
     content, suffix = _image(mode)
     path = tmp_path / f"image{suffix}"
     path.write_bytes(content)
-    pixels = data._decode_image(str(path), 8, resize=True)
+    pixels = images._decode_image(str(path), 8, resize=True)
     assert pixels.shape == (8, 8, 3) and pixels.dtype == np.uint8
     expected = 255 if mode == "1" else GREY
     tolerance = 3 if suffix == ".jpg" else 0  # JPEG's colour transforms round

@@ -35,7 +35,7 @@ from common.init import initial_weights
 from common.optim import resolve_optimizer
 from common.specs import get_preset
 from common.splits import epoch_order
-from common.worker import PreparedData
+from common.data.prepare import PreparedData
 from {impl} import train
 
 facts = train.setup(1, 0, True)

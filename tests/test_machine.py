@@ -14,7 +14,7 @@ from tests_support import make_record
 
 from common.machine import (BUSY_SHARE, LoadMonitor, apply_thread_policy, busy_text,
                             free_cores, others_share)
-from common.report import comparison_table, difference_lines, seconds_to_accuracy
+from common.report.run import comparison_table, difference_lines, seconds_to_accuracy
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="reads /proc/stat")
 

@@ -11,8 +11,9 @@ import re
 import pytest
 from conftest import ROOT
 
-from common.records import (SCHEMAS, RecordError, RunRecord, atomic_file, read_json,
-                            read_record, write_json)
+from common.errors import RecordError
+from common.files import atomic_file, read_json, write_json
+from common.records import SCHEMAS, RunRecord, read_record
 from tests_support import make_record
 
 

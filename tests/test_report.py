@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 from tests_support import make_record
 
-from common.report import comparison_table, difference_line, difference_lines
+from common.report.run import comparison_table, difference_line, difference_lines
 from common.studies import status
 
 

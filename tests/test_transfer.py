@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, one_line_error, records_of, run_compare, run_dirs
 
-from common.report import feature_agreement
+from common.report.parity import feature_agreement
 from common.transfer import (BACKBONES, KERAS_IMAGENET_FILES, TransferSpec,
                              converted_imagenet_path, converted_weights_path)
 

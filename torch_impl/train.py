@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from common.config import RunConfig
+from common.data.prepare import PreparedData
 from common.errors import UserError
 from common.loop import EVAL_BATCH_SIZE
-from common.worker import PreparedData
 from torch_impl.augment import build_augmenter
 from torch_impl.model import build_model, count_params, load_weights
 from torch_impl.optim import make_optimizer, set_lr

@@ -26,15 +26,15 @@ import torchvision
 from torch import nn
 
 from common.config import RunConfig
+from common.data.prepare import PreparedData
 from common.errors import UserError
+from common.files import write_arrays
 from common.loop import TRANSFER_EVAL_BATCH_SIZE
-from common.records import write_arrays
 from common.transfer import (
     KERAS_IMAGENET_FILES, PADDING_ALIKE, PADDING_TORCHVISION, Preprocessing, TransferSpec,
     converted_imagenet_path, converted_weights_path, download_failure, head_weights, is_path,
     weights_alternatives,
 )
-from common.worker import PreparedData
 
 # backbone -> torchvision weights enum (the ImageNet weights `imagenet` means on this side)
 IMAGENET_WEIGHTS = {

@@ -1,0 +1,82 @@
+"""The train job: config -> data -> model -> train (common.loop.fit) -> test -> RunRecord."""
+
+from __future__ import annotations
+
+import time
+
+from common.data.prepare import prepare_data
+from common.files import write_json
+from common.init import initial_weights
+from common.jobs import Job
+from common.loop import fit
+from common.machine import LoadMonitor
+from common.metrics import confusion, score, worst_predictions
+from common.records import RunRecord
+from common.specs import count_params
+from common.worker.process import environment, impl
+from common.worker.transfer import RunOutcome, fit_transfer
+
+
+def run_job(framework: str, job: Job) -> RunRecord:
+    """Train and test one framework; write and return its record."""
+    cfg = job.config
+    train = impl(framework, "train")
+    facts = {**train.setup(cfg.threads, cfg.seed, cfg.deterministic), "framework": framework}
+    device = train.resolve_device(cfg.device)
+    t0 = time.perf_counter()
+    data = prepare_data(cfg)
+    data_seconds = time.perf_counter() - t0
+
+    monitor = LoadMonitor(cfg.threads)
+    if cfg.pipeline == "transfer":
+        with monitor:
+            trainer, result, outcome = fit_transfer(framework, job, data, device)
+    else:
+        t0 = time.perf_counter()
+        weights = (initial_weights(cfg.arch, data.input_shape, data.num_classes, cfg.seed)
+                   if cfg.init == "shared" else None)
+        trainer = train.make_trainer(cfg, data, weights, device)
+        outcome = RunOutcome(model=cfg.model, params=trainer.params,
+                                  build_seconds=time.perf_counter() - t0,
+                                  expected_params=count_params(cfg.arch, data.input_shape,
+                                                               data.num_classes))
+        with monitor:
+            result = fit(trainer, data.x_train, data.y_train, data.x_val, data.y_val,
+                         epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
+                         lr=cfg.optimizer["lr"], callbacks=job.callbacks)
+    # The tested weights (restored best, if so) scored on every split in inference mode
+    # (dropout off, BatchNorm on its moving statistics, no augmentation), by the one metric
+    # code: unlike the history's running training accuracy, the three numbers are comparable.
+    t0 = time.perf_counter()
+    test_logits = trainer.predict(data.x_test)
+    test = score(test_logits, data.y_test)
+    train_scores = score(trainer.predict(data.x_train), data.y_train)
+    val_scores = score(trainer.predict(data.x_val), data.y_val)
+    evaluation_seconds = time.perf_counter() - t0
+    record = RunRecord(
+        task=cfg.task, framework=framework, model=outcome.model, repeat=job.repeat,
+        seed=cfg.seed, config=cfg, callbacks=job.callbacks, params=outcome.params,
+        expected_params=outcome.expected_params, train_size=len(data.x_train),
+        val_size=len(data.x_val), test_size=len(data.x_test),
+        test_accuracy=test.accuracy, test_loss=test.loss,
+        train_accuracy=train_scores.accuracy, train_loss=train_scores.loss,
+        val_accuracy=val_scores.accuracy, val_loss=val_scores.loss,
+        train_seconds=result.train_seconds + outcome.extra_train_seconds,
+        epoch_seconds=result.epoch_seconds,
+        first_epoch_overhead_seconds=result.first_epoch_overhead_seconds,
+        excluded_from_timing={"data_loading_seconds": data_seconds,
+                              "model_build_seconds": outcome.build_seconds,
+                              "evaluation_seconds": evaluation_seconds},
+        best_epoch=result.best_epoch, stopped_early=result.stopped_early,
+        diverged=result.diverged, history=result.history,
+        confusion_matrix=confusion(test_logits, data.y_test, data.num_classes).tolist(),
+        worst_test_predictions=worst_predictions(test_logits, data.y_test, k=10),
+        class_names=list(data.class_names), split_hash=data.split_hash,
+        input_standardisation={"mean": list(data.channel_mean), "std": list(data.channel_std),
+                               "constant_channels": list(data.constant_channels)},
+        environment=environment(cfg.threads, device, facts), transfer=outcome.transfer,
+        contention=monitor.result.to_dict() if monitor.result else None,
+    )
+    write_json(job.record_path, record)
+    return record
+
