@@ -101,7 +101,9 @@ def _device_torch(requested: str) -> str:
 
 
 def setup(threads: int, seed: int, deterministic: bool) -> dict:
-    """Threads, seeds and deterministic mode, before any tensor work. Returns version facts."""
+    """Threads, seeds and deterministic mode, before any tensor work. Returns version facts for
+    the record's environment; `compiled` is a sentence saying how the training step runs (a
+    string on every backend and in torch_impl.train.setup)."""
     facts = {"tensorflow": _setup_tensorflow, "jax": _setup_jax,
              "torch": _setup_torch}[BACKEND](threads, deterministic)
     keras.utils.set_random_seed(seed)  # Python, numpy, Keras' seed generator (and torch's)

@@ -177,6 +177,7 @@ def test_records_are_fair_and_from_separate_processes(digits_run):
         env = r.environment
         assert env["threads"] == r.config.threads and env["device"] == "cpu"
         assert r.framework == env["framework"] and env["python"]
+        assert isinstance(env["compiled"], str) and env["compiled"]  # one type on both sides
         assert r.train_seconds == pytest.approx(sum(r.epoch_seconds))
     keras, torch = sorted(records, key=lambda r: r.framework)
     assert keras.split_hash == torch.split_hash
