@@ -102,6 +102,11 @@ class Backbone:
     # Keras pads stride-2 convolutions bottom/right only (TensorFlow 'same'), torchvision on both
     # sides; the Keras graph can pad like torchvision so the two compute the same function.
     padding_differs: bool = False
+    # The block table both frameworks cut the base by (`stage_first_blocks`): units per stage
+    # after the stem block (bottlenecks, dense layers); `transitions`: a block of its own between
+    # two stages (DenseNet). Empty where the blocks are the backbone's own modules, one to one.
+    stages: tuple[int, ...] = ()
+    transitions: bool = False
     notes: str = ""
 
 
@@ -118,7 +123,7 @@ BACKBONES: dict[str, Backbone] = {
         ),
         Backbone(
             "resnet50", "ResNet50", "resnet50", feature_dim=2048, blocks=17,
-            block_note="stem (conv, BN, max-pool), 16 bottleneck blocks",
+            block_note="stem (conv, BN, max-pool), 16 bottleneck blocks", stages=(3, 4, 6, 3),
             keras_preprocessing=KERAS_CAFFE, torch_preprocessing=TORCHVISION,
             notes="Keras builds ResNet v1 (stride 2 in a bottleneck's first 1x1 conv, convs with "
             "biases), torchvision v1.5 (stride 2 in the 3x3 conv, no conv biases): the same "
@@ -133,7 +138,7 @@ BACKBONES: dict[str, Backbone] = {
         Backbone(
             "resnet50v2", "ResNet50V2", "ResNet50V2", feature_dim=2048, blocks=17,
             block_note="stem (7x7 conv, max-pool), 16 pre-activation bottleneck units (the last "
-            "with the final BN-ReLU)",
+            "with the final BN-ReLU)", stages=(3, 4, 6, 3),
             # the twin runs Keras' weights, so it is fed as they were trained: 'tf' mode
             keras_preprocessing=KERAS_TF, torch_preprocessing=KERAS_TF, torch_from_keras=True,
             notes="torchvision has no ResNet50V2 (timm's resnetv2_50 is another graph: stride in "
@@ -146,7 +151,7 @@ BACKBONES: dict[str, Backbone] = {
             "densenet121", "DenseNet121", "densenet121", feature_dim=1024, blocks=62,
             block_note="stem (conv, BN, ReLU, max-pool), then in order 58 dense layers and the 3 "
             "transitions between the 4 dense blocks (6, 12, 24, 16 layers), the last dense layer "
-            "with the final BN-ReLU",
+            "with the final BN-ReLU", stages=(6, 12, 24, 16), transitions=True,
             # Keras' densenet.preprocess_input is 'torch' mode: torchvision's mean/std
             keras_preprocessing=TORCHVISION, torch_preprocessing=TORCHVISION,
             notes="identical architecture in both; BatchNorm epsilon 1.001e-5 in Keras, 1e-5 in "
@@ -162,6 +167,17 @@ def torch_label(b: Backbone) -> str:
     if b.torch_from_keras:
         return f"torch_impl.transfer.{b.torch_name} (a twin of Keras' graph)"
     return f"torchvision.models.{b.torch_name}"
+
+
+def stage_first_blocks(b: Backbone) -> dict[int, int]:
+    """The block table of a staged backbone: stage number as Keras names its layers (conv2 ..
+    conv5) -> the index of the stage's first block, the stem being block 0 (a DenseNet's
+    transition before stage k is block first[k] - 1). {} for a backbone without `stages`."""
+    first, start = {}, 1
+    for number, units in enumerate(b.stages, start=2):
+        first[number] = start
+        start += units + (1 if b.transitions and number < len(b.stages) + 1 else 0)
+    return first
 
 
 def get_backbone(name: str) -> Backbone:

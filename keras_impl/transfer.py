@@ -34,9 +34,9 @@ from common.errors import UserError
 from common.files import write_arrays
 from common.loop import TRANSFER_EVAL_BATCH_SIZE
 from common.transfer import (
-    KERAS_IMAGENET_FILES, PADDING_ALIKE, PADDING_KERAS, PADDING_TORCHVISION, Preprocessing,
+    BACKBONES, KERAS_IMAGENET_FILES, PADDING_ALIKE, PADDING_KERAS, PADDING_TORCHVISION, Preprocessing,
     TransferSpec, converted_imagenet_path, converted_weights_path, download_failure,
-    head_weights, is_path, weights_alternatives,
+    head_weights, is_path, stage_first_blocks, weights_alternatives,
 )
 
 TORCH_BN_EPSILON = 1e-5  # torchvision's BatchNorm2d default, which PATH weights were trained with
@@ -47,7 +47,7 @@ _MOBILENET_V2_SIZES = (96, 128, 160, 192, 224)  # sizes Keras ships MobileNetV2 
 # ----------------------------------------------------------------------------- weights
 
 
-def imagenet_file(spec: TransferSpec) -> tuple[str, str, str | None]:
+def imagenet_source(spec: TransferSpec) -> tuple[str, str, str | None]:
     """(file name, url, md5 or None) of the no-top ImageNet weights, exactly as
     keras.applications passes them to keras.utils.get_file (keras/src/applications/
     {mobilenet_v2,resnet,vgg16,densenet}.py; Keras ships no hash for MobileNetV2)."""
@@ -71,6 +71,12 @@ def imagenet_file(spec: TransferSpec) -> tuple[str, str, str | None]:
     raise ValueError(f"no keras weights file for {spec.backbone}")
 
 
+def imagenet_file(spec: TransferSpec) -> Path:
+    """Where this framework's cache keeps the backbone's ImageNet weights (present or not):
+    <Keras home>/models/<file>, the folder keras.utils.get_file uses ($KERAS_HOME moves it)."""
+    return Path(keras_home()).expanduser() / "models" / imagenet_source(spec)[0]
+
+
 def fetch_imagenet(spec: TransferSpec, download: bool) -> str:
     """The cached ImageNet weights' path; downloads them (if allowed) when absent.
 
@@ -78,28 +84,34 @@ def fetch_imagenet(spec: TransferSpec, download: bool) -> str:
     (<Keras home>/models) and checks the hash Keras ships. It sets no timeout: a connection
     that stalls mid-download waits until the OS gives up; --no-download with the file placed
     by hand avoids the network altogether."""
-    name, url, md5 = imagenet_file(spec)
-    folder = Path(keras_home()).expanduser() / "models"
+    name, url, md5 = imagenet_source(spec)
+    path = imagenet_file(spec)
     if download:
         try:  # returns the cached file when present and intact, else downloads it
             return keras.utils.get_file(name, url, cache_subdir="models", file_hash=md5)
         # offline, DNS, HTTP, hash or disk: each only means the user must place the file by hand
         except Exception as err:  # noqa: BLE001
             reason = download_failure(err, url)
-    elif (folder / name).is_file():
-        return str(folder / name)
+    elif path.is_file():
+        return str(path)
     else:
         reason = "downloads are off (--no-download)"
     raise UserError(f"keras.applications' ImageNet weights for {spec.backbone} are not in the "
-                    f"cache and {reason}: place {name} in {folder} (the Keras cache; "
+                    f"cache and {reason}: place {name} in {path.parent} (the Keras cache; "
                     "$KERAS_HOME moves it), or use " + weights_alternatives(spec))
 
 
-def load_path_weights(base: keras.Model, path: str) -> None:
-    """The arrays torch_impl.transfer.convert_path_weights saved from a torchvision-format state
-    dict, converted layer by layer in order: conv kernels (O,I,h,w) -> (h,w,I,O), depthwise
+def load_path_weights(base: keras.Model, weights: str, cache_dir: str | None) -> None:
+    """--weights PATH (`weights`: a torchvision-format feature state dict) into `base`, in place.
+
+    Keras never imports torch: it reads the plain arrays torch_impl.transfer.convert_path_weights
+    saved from the file at common.transfer.converted_weights_path(weights, cache_dir), and
+    converts them layer by layer in order: conv kernels (O,I,h,w) -> (h,w,I,O), depthwise
     (C,1,h,w) -> (h,w,C,1), and BatchNorm gamma rescaled so gamma / sqrt(var + Keras' eps)
-    equals torchvision's gamma / sqrt(var + 1e-5)."""
+    equals torchvision's gamma / sqrt(var + 1e-5). Raises UserError when the converted arrays
+    are unreadable or do not fit the base layer by layer. (torch_impl.transfer.load_path_weights
+    has the same contract.)"""
+    path = str(converted_weights_path(weights, cache_dir))
     modules: dict[str, dict[str, np.ndarray]] = collections.OrderedDict()
     try:
         with np.load(path) as arrays:
@@ -170,25 +182,26 @@ def block_index(backbone: str, layer_name: str) -> int:
         if layer_name in ("Conv_1", "Conv_1_bn", "out_relu"):
             return 18
     elif backbone in ("resnet50", "resnet50v2"):
+        # the stem 0, then the bottlenecks of stages conv2..conv5 (common.transfer's table)
+        first, last = stage_first_blocks(BACKBONES[backbone]), BACKBONES[backbone].blocks - 1
         if layer_name.startswith(("conv1_", "pool1_")):
             return 0
         if match := re.match(r"conv(\d)_block(\d+)_", layer_name):
-            first = {2: 1, 3: 4, 4: 8, 5: 14}  # bottlenecks per stage: 3, 4, 6, 3
             return first[int(match[1])] + int(match[2]) - 1
         if layer_name.startswith("post_"):  # v2's final BN-ReLU: with the last unit
-            return 16
+            return last
     elif backbone == "densenet121":
-        # stem 0; dense blocks conv2..conv5 of 6, 12, 24, 16 layers, transitions pool2..pool4
-        # between them: conv2 1-6, pool2 7, conv3 8-19, pool3 20, conv4 21-44, pool4 45, conv5 46-61
+        # the stem 0; the dense layers of blocks conv2..conv5 and the transitions pool2..pool4
+        # between them (common.transfer's table: conv2 1-6, pool2 7, conv3 8-19, ...)
+        first, last = stage_first_blocks(BACKBONES[backbone]), BACKBONES[backbone].blocks - 1
         if layer_name.startswith(("conv1_", "pool1")):
             return 0
-        first = {2: 1, 3: 8, 4: 21, 5: 46}
         if match := re.match(r"conv(\d)_block(\d+)_", layer_name):
             return first[int(match[1])] + int(match[2]) - 1
         if match := re.match(r"pool(\d)_", layer_name):
             return first[int(match[1]) + 1] - 1
         if layer_name in ("bn", "relu"):  # the final BN-ReLU: with the last dense layer
-            return 61
+            return last
     elif backbone == "vgg16":
         if match := re.match(r"block(\d)_", layer_name):
             return int(match[1]) - 1
@@ -279,7 +292,7 @@ def build_base(spec: TransferSpec, download: bool = True,
         base = app(input_shape=shape, include_top=False, weights=None)
         source = "random initialisation (Keras' own)"
     if is_path(spec.weights):
-        load_path_weights(base, str(converted_weights_path(spec.weights, cache_dir)))
+        load_path_weights(base, spec.weights, cache_dir)
         source = (f"{spec.weights} (converted: kernels to HWIO, depthwise to (h,w,C,1), "
                   "BatchNorm gamma rescaled for epsilon 1e-3)")
     return base, source

@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, one_line_error, records_of, run_compare, run_dirs
 
 from common.report.parity import feature_agreement
-from common.transfer import (BACKBONES, KERAS_IMAGENET_FILES, TransferSpec,
+from common.transfer import (BACKBONES, KERAS_IMAGENET_FILES, TransferSpec, stage_first_blocks,
                              converted_imagenet_path, converted_weights_path)
 
 # A torchvision-format MobileNetV2 feature state dict with random weights, made like the real
@@ -113,6 +113,17 @@ def built() -> dict[str, dict]:
         "def count_blocks(name, model):\n    return len(model.net.base)"))
     return {fw: json.loads(run_python(code).strip().splitlines()[-1])
             for fw, code in (("keras", keras), ("torch", torch))}
+
+
+def test_the_block_table_counts_every_block():
+    """common.transfer's stage table (which both frameworks cut their bases by) adds up to each
+    staged backbone's block count: the stem, every unit, the transitions between stages."""
+    staged = [b for b in BACKBONES.values() if b.stages]
+    assert {b.name for b in staged} == {"resnet50", "resnet50v2", "densenet121"}
+    for b in staged:
+        first = stage_first_blocks(b)
+        assert list(first) == [2, 3, 4, 5] and first[2] == 1
+        assert first[5] + b.stages[-1] == b.blocks, b.name
 
 
 @pytest.mark.parametrize("name", list(BACKBONES))

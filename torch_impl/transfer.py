@@ -31,7 +31,7 @@ from common.errors import UserError
 from common.files import write_arrays
 from common.loop import TRANSFER_EVAL_BATCH_SIZE
 from common.transfer import (
-    KERAS_IMAGENET_FILES, PADDING_ALIKE, PADDING_TORCHVISION, Preprocessing, TransferSpec,
+    BACKBONES, KERAS_IMAGENET_FILES, PADDING_ALIKE, PADDING_TORCHVISION, Preprocessing, TransferSpec,
     converted_imagenet_path, converted_weights_path, download_failure, head_weights, is_path,
     weights_alternatives,
 )
@@ -50,10 +50,18 @@ KERAS_BN_EPSILON = 1.001e-5
 # ----------------------------------------------------------------------------- weights
 
 
-def imagenet_file(spec: TransferSpec) -> Path:
-    """Where torch.hub keeps the checkpoint: $TORCH_HOME/hub/checkpoints/<file of the url>."""
+def imagenet_source(spec: TransferSpec) -> tuple[str, str, str | None]:
+    """(file name, url, md5 or None) of the backbone's torchvision ImageNet checkpoint
+    (torchvision names the file after its hash prefix and ships no md5). KeyError for a backbone
+    torchvision lacks (Backbone.torch_from_keras)."""
     url = IMAGENET_WEIGHTS[spec.backbone].url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    return os.path.basename(url), url, None
+
+
+def imagenet_file(spec: TransferSpec) -> Path:
+    """Where this framework's cache keeps the backbone's ImageNet weights (present or not):
+    $TORCH_HOME/hub/checkpoints/<file>, the folder torch.hub uses."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / imagenet_source(spec)[0]
 
 
 def fetch_imagenet(spec: TransferSpec, download: bool) -> str:
@@ -62,6 +70,7 @@ def fetch_imagenet(spec: TransferSpec, download: bool) -> str:
         raise UserError(f"torchvision has no ImageNet weights for {spec.backbone}: PyTorch loads "
                         f"Keras' {KERAS_IMAGENET_FILES[spec.backbone][0]}, which compare.py "
                         "converts in a Keras process first")
+    _, url, _ = imagenet_source(spec)
     path = imagenet_file(spec)
     if path.is_file():
         return str(path)
@@ -69,12 +78,11 @@ def fetch_imagenet(spec: TransferSpec, download: bool) -> str:
     if download:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.hub.download_url_to_file(IMAGENET_WEIGHTS[spec.backbone].url, str(path),
-                                           progress=False)
+            torch.hub.download_url_to_file(url, str(path), progress=False)
             return str(path)
         # offline, DNS, HTTP or disk: each only means the user must place the file by hand
         except Exception as err:  # noqa: BLE001
-            reason = download_failure(err, IMAGENET_WEIGHTS[spec.backbone].url)
+            reason = download_failure(err, url)
     raise UserError(f"torchvision's ImageNet weights for {spec.backbone} are not in the cache "
                     f"and {reason}: place {path.name} in {path.parent} (torch.hub's cache; "
                     "$TORCH_HOME moves it), or use " + weights_alternatives(spec))
@@ -117,9 +125,15 @@ def convert_path_weights(spec: TransferSpec, cache_dir: str | None) -> Path:
     return out
 
 
-def load_path_weights(base: nn.Sequential, path: str) -> None:
-    """A torchvision-format feature state dict: same tensors in the same order, other key names
-    (e.g. 'features.0.0.weight' for '0.0.weight'), so keys are renamed in order, strict=True."""
+def load_path_weights(base: nn.Sequential, weights: str, cache_dir: str | None) -> None:
+    """--weights PATH (`weights`: a torchvision-format feature state dict) into `base`, in place.
+
+    PyTorch reads the file itself (torch.load, weights_only); `cache_dir` is unused here (the
+    Keras side reads the arrays converted into it: keras_impl.transfer.load_path_weights has the
+    same contract). Same tensors in the same order, other key names ('features.0.0.weight' for
+    '0.0.weight'), so keys are renamed in order and loaded with strict=True. Raises UserError for
+    an unreadable file, another tensor count, or a tensor whose shape does not fit."""
+    path = weights
     state = _read_state_dict(path)
     target = base.state_dict()
     if len(state) != len(target):
@@ -228,7 +242,8 @@ class ResNet50V2(nn.Module):
     (the first with a conv shortcut; the last with stride 2, except conv5's); post BN-ReLU."""
 
     keras_name = "ResNet50V2"
-    STAGES = ((64, 3, 2), (128, 4, 2), (256, 6, 2), (512, 3, 1))  # filters, units, last stride
+    # (filters, units, last stride) per stage; the units from common.transfer's block table
+    STAGES = tuple(zip((64, 128, 256, 512), BACKBONES["resnet50v2"].stages, (2, 2, 2, 1)))
 
     def __init__(self):
         super().__init__()
@@ -269,7 +284,25 @@ class DenseUnit(nn.Module):
 
 
 def split_blocks(backbone: str, model: nn.Module) -> list[nn.Module]:
-    """The base as the blocks --fine-tune-layers counts (common.transfer.Backbone.block_note)."""
+    """The base as the blocks --fine-tune-layers counts (common.transfer.Backbone.block_note):
+    the model's own modules, checked against common.transfer's block table (the stages' unit
+    counts and the number of blocks, which keras_impl.transfer.block_index reads too). Raises
+    ValueError where the model does not fit the table."""
+    b = BACKBONES[backbone]
+    blocks = _split_blocks(backbone, model)
+    stages = {"resnet50": lambda: [len(s) for s in (model.layer1, model.layer2, model.layer3,
+                                                   model.layer4)],
+              "resnet50v2": lambda: [n for _, n, _ in model.STAGES],
+              "densenet121": lambda: [len(getattr(model.features, f"denseblock{i}"))
+                                      for i in range(1, 5)]}
+    if backbone in stages and tuple(stages[backbone]()) != b.stages:
+        raise ValueError(f"{backbone}: stages of {stages[backbone]()} units, the table {b.stages}")
+    if len(blocks) != b.blocks:
+        raise ValueError(f"{backbone}: {len(blocks)} blocks, the table has {b.blocks}")
+    return blocks
+
+
+def _split_blocks(backbone: str, model: nn.Module) -> list[nn.Module]:
     if backbone == "mobilenetv2":
         return list(model.features)
     if backbone == "resnet50":
@@ -380,7 +413,7 @@ def build_base(spec: TransferSpec, download: bool = True,
                 m.eps = KERAS_BN_EPSILON
     base = nn.Sequential(*split_blocks(b.name, model))
     if is_path(spec.weights):
-        load_path_weights(base, spec.weights)
+        load_path_weights(base, spec.weights, cache_dir)
         source = f"{spec.weights} (keys renamed in order, strict)"
     return base, source
 
