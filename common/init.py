@@ -1,11 +1,12 @@
-"""Shared initial weights: generated once from the architecture spec and the seed, loaded into both.
+"""Shared initial weights: generated once from the architecture (ArchSpec) and the seed, loaded
+into both.
 
 Layout is Keras' (conv kernels HWIO, dense kernels (in, out)); `torch_impl.model.load_weights`
 transposes them. The torch model flattens in HWC order (see torch_impl.model.FlattenHWC), so the
 first dense layer after the flatten needs no row permutation. Values follow Keras' defaults:
 glorot_uniform kernels, zero biases, BatchNorm gamma=1, beta=0, moving mean 0, variance 1. The
-draws follow layer_table's order (one kernel per conv and dense layer), so a spec that derives
-the same table draws the same weights.
+draws follow layer_table's order (one kernel per conv and dense layer), so an architecture that
+derives the same table draws the same weights.
 """
 
 from __future__ import annotations

@@ -63,13 +63,13 @@ def check_weights(plan: Plan) -> None:
     (`torch_from_keras`: ResNet50V2) runs Keras' ImageNet weights on the PyTorch side too: a
     Keras process fetches them and converts them once to plain arrays for the PyTorch twin (so
     offline, the one line names Keras' file also for --framework torch)."""
-    cfg, spec = plan.config, plan.config.transfer
-    job = {"spec": dataclasses.asdict(spec), "cache_dir": cfg.cache_dir}
-    if is_path(spec.weights):
+    cfg, transfer = plan.config, plan.config.transfer
+    job = {"transfer": dataclasses.asdict(transfer), "cache_dir": cfg.cache_dir}
+    if is_path(transfer.weights):
         call_worker("torch", {"kind": "convert", **job})
-    elif spec.weights == "imagenet":  # every framework's missing file named in the one line
+    elif transfer.weights == "imagenet":  # every framework's missing file named in the one line
         kinds = {framework: "fetch" for framework in plan.frameworks}
-        if "torch" in kinds and spec.info.torch_from_keras:
+        if "torch" in kinds and transfer.info.torch_from_keras:
             del kinds["torch"]
             kinds["keras"] = "convert-imagenet"  # fetches Keras' file too: one job, one line
         errors = []

@@ -35,7 +35,7 @@ class RunRecord:
     config: RunConfig
     callbacks: Callbacks
     params: int
-    expected_params: int | None  # from the spec; None for transfer models
+    expected_params: int | None  # from the architecture (ArchSpec); None for transfer models
     train_size: int
     val_size: int
     test_size: int

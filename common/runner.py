@@ -49,7 +49,7 @@ def check_transfer_parity(plan: Plan, ds: Dataset) -> None:
     the reference; with one framework given, the first installed other side joins it)."""
     import numpy as np  # noqa: PLC0415  (only this check needs arrays here)
 
-    cfg, spec = plan.config, plan.config.transfer
+    cfg, transfer = plan.config, plan.config.transfer
     others = [f for f in plan.frameworks if f != REFERENCE]
     if not others:  # --framework torch: against the first installed Keras
         others = [f for f in installed() if is_keras(f)][:1]
@@ -63,14 +63,14 @@ def check_transfer_parity(plan: Plan, ds: Dataset) -> None:
         features = {}
         for fw in frameworks:
             out = Path(tmp) / f"{fw}.npz"
-            call_worker(fw, {"kind": "probe", "spec": dataclasses.asdict(spec),
+            call_worker(fw, {"kind": "probe", "transfer": dataclasses.asdict(transfer),
                              "images": str(images), "out": str(out), "threads": cfg.threads,
                              "cache_dir": cfg.cache_dir})
             features[fw] = dict(np.load(out))
-    used = PADDING_TORCHVISION if spec.match_padding else PADDING_KERAS
+    used = PADDING_TORCHVISION if transfer.match_padding else PADDING_KERAS
     for fw in others:
-        print(f"\nFeature agreement of {spec.backbone} with {spec.weights_label()} at "
-              f"{spec.image_size}px on {cfg.task}, {fw} vs {REFERENCE}:")
+        print(f"\nFeature agreement of {transfer.backbone} with {transfer.weights_label()} at "
+              f"{transfer.image_size}px on {cfg.task}, {fw} vs {REFERENCE}:")
         for line in agreement_lines(features[fw], features[REFERENCE], used):
             print(line)
 
@@ -110,11 +110,12 @@ def run_comparison(plan: Plan, ds: Dataset, out: str, plots: bool) -> Path:
     records = run_records(run_dir)
     if records:
         figures = write_figures(records, ds.x_test, run_dir) if plots else ""
-        transfer = transfer_lines(records, run_dir)  # [] for the CNN pipeline
-        write_text(run_dir / "report.md", render_report(records, run_config, transfer, figures))
+        transfer_section = transfer_lines(records, run_dir)  # [] for the CNN pipeline
+        write_text(run_dir / "report.md",
+                   render_report(records, run_config, transfer_section, figures))
         write_text(run_dir / "results.csv", results_csv(run_dir))
         print(f"\nResults: {run_dir}/report.md\n")
-        for line in transfer + difference_lines(records):
+        for line in transfer_section + difference_lines(records):
             print(line)
         print(markdown_table(records, plan.target_accuracy))
     if failed:

@@ -84,10 +84,10 @@ class LayerSpec:
 def layer(type: str, **keys: Any) -> LayerSpec:  # noqa: A002  (the file's own key name)
     """A LayerSpec with its type's defaults filled in (no checks: for code, not for files)."""
     defaults = {k: v for k, v in LAYER_TYPES[type].items() if v is not REQUIRED}
-    spec = LayerSpec(type, **{**defaults, **keys})
-    if type in POOLS and spec.stride is None:
-        spec = replace(spec, stride=spec.size)
-    return spec
+    s = LayerSpec(type, **{**defaults, **keys})
+    if type in POOLS and s.stride is None:
+        s = replace(s, stride=s.size)
+    return s
 
 
 @dataclass(frozen=True)
@@ -132,13 +132,13 @@ class Layer:
 # ----------------------------------------------------------------------------- reading files
 
 
-def _label(spec: LayerSpec) -> str:
+def _label(s: LayerSpec) -> str:
     """How an error message names a layer: 'conv 64', 'maxpool 2', 'dropout 0.25'."""
-    value = {"conv": spec.filters, "dense": spec.units, "maxpool": spec.size,
-             "avgpool": spec.size, "dropout": spec.rate, "activation": spec.activation}.get(spec.type)
+    value = {"conv": s.filters, "dense": s.units, "maxpool": s.size,
+             "avgpool": s.size, "dropout": s.rate, "activation": s.activation}.get(s.type)
     if value is None:
-        return spec.type
-    return f"{spec.type} {value:g}" if isinstance(value, float) else f"{spec.type} {value}"
+        return s.type
+    return f"{s.type} {value:g}" if isinstance(value, float) else f"{s.type} {value}"
 
 
 def _check_value(type_: str, key: str, value: Any) -> str | None:
@@ -283,16 +283,16 @@ def _split(layers: tuple[LayerSpec, ...]):
     blocks: list[tuple[list[list[LayerSpec]], list[LayerSpec]]] = []
     units: list[list[LayerSpec]] = []
     tail: list[LayerSpec] = []
-    for spec in features[first:]:
-        if spec.type == "conv":
+    for s in features[first:]:
+        if s.type == "conv":
             if tail:  # a pool closed the block before
                 blocks.append((units, tail))
                 units, tail = [], []
-            units.append([spec])
-        elif spec.type in POOLS or tail:
-            tail.append(spec)
+            units.append([s])
+        elif s.type in POOLS or tail:
+            tail.append(s)
         else:
-            units[-1].append(spec)
+            units[-1].append(s)
     if units:
         blocks.append((units, tail))
     return list(features[:first]), blocks, head
@@ -302,18 +302,18 @@ def _dense_units(head: list[LayerSpec]) -> tuple[list[LayerSpec], list[list[Laye
     """-> (the flatten and what precedes the first dense layer, dense units)."""
     lead: list[LayerSpec] = []
     units: list[list[LayerSpec]] = []
-    for spec in head:
-        if spec.type == "dense":
-            units.append([spec])
+    for s in head:
+        if s.type == "dense":
+            units.append([s])
         elif units:
-            units[-1].append(spec)
+            units[-1].append(s)
         else:
-            lead.append(spec)
+            lead.append(s)
     return lead, units
 
 
 def _joined(parts) -> tuple[LayerSpec, ...]:
-    return tuple(spec for part in parts for spec in part)
+    return tuple(s for part in parts for s in part)
 
 
 def conv_filters(arch: ArchSpec) -> tuple[tuple[int, ...], ...]:
@@ -360,7 +360,7 @@ def parse_filters(text: str) -> tuple[tuple[int, ...], ...]:
 
 
 def customize(
-    spec: ArchSpec,
+    arch: ArchSpec,
     filters: tuple[tuple[int, ...], ...] | None = None,
     kernel_size: int | None = None,
     dense: tuple[int, ...] | None = None,
@@ -368,12 +368,12 @@ def customize(
     batch_norm: bool | None = None,
 ) -> ArchSpec:
     """Apply the command-line knobs to a model; a knob the model has no place for is one line."""
-    layers = spec.layers
+    layers = arch.layers
     has_conv = any(s.type == "conv" for s in layers)
     for flag, given in (("--filters", filters), ("--kernel-size", kernel_size),
                         ("--batch-norm", batch_norm)):
         if given and not has_conv:
-            raise UserError(f"{flag}: model {spec.name!r} has no conv layers to apply it to")
+            raise UserError(f"{flag}: model {arch.name!r} has no conv layers to apply it to")
     if filters is not None:
         before, blocks, head = _split(layers)
         new = []
@@ -420,7 +420,7 @@ def customize(
         start = _head_start(layers)
         lead, units = _dense_units(list(layers[start:]))
         if not units:
-            raise UserError(f"--dropout: model {spec.name!r} has no hidden dense layer (the "
+            raise UserError(f"--dropout: model {arch.name!r} has no hidden dense layer (the "
                             "dropout goes after the first one); add one with --dense")
         first = units[0]
         if any(s.type == "dropout" for s in first):
@@ -429,7 +429,7 @@ def customize(
             first = [*first, layer("dropout", rate=dropout)]
         first = [s for s in first if not (s.type == "dropout" and s.rate == 0.0)]
         layers = _joined((layers[:start], lead, first, *units[1:]))
-    return replace(spec, layers=layers)
+    return replace(arch, layers=layers)
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -456,13 +456,13 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "x".join(str(d) for d in shape)
 
 
-def layer_table(spec: ArchSpec, input_shape: tuple[int, int, int], num_classes: int) -> list[Layer]:
+def layer_table(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: int) -> list[Layer]:
     """Derive every layer with its output shape ((H, W, C) or (units,)) and trainable parameter
     count, the classifier last. A layer the shapes do not allow raises one line naming it."""
     shape: tuple[int, ...] = tuple(input_shape)
     rows: list[Layer] = []
-    where = f"model {spec.name!r} on {_shape_text(shape)} inputs"
-    layers = spec.layers
+    where = f"model {arch.name!r} on {_shape_text(shape)} inputs"
+    layers = arch.layers
     for i, s in enumerate(layers):
         name = f"layer {i + 1} ({_label(s)})"
 
@@ -531,15 +531,15 @@ def layer_table(spec: ArchSpec, input_shape: tuple[int, int, int], num_classes: 
     return rows
 
 
-def count_params(spec: ArchSpec, input_shape: tuple[int, int, int], num_classes: int) -> int:
-    return sum(row.params for row in layer_table(spec, input_shape, num_classes))
+def count_params(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: int) -> int:
+    return sum(row.params for row in layer_table(arch, input_shape, num_classes))
 
 
-def forward_flops(spec: ArchSpec, input_shape: tuple[int, int, int], num_classes: int) -> int:
+def forward_flops(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: int) -> int:
     """Floating-point operations of one image's forward pass in its convolutions and dense
     layers (2 per multiply-add; pools, batch norm and activations are left out: under 2% for
     the presets). A training step costs about 3x this (forward, input and weight gradients)."""
     return sum(2 * math.prod(row.out_shape[:2]) * row.kernel_size ** 2 * row.in_units * row.units
                if row.kind == "conv" else 2 * row.in_units * row.units
-               for row in layer_table(spec, input_shape, num_classes)
+               for row in layer_table(arch, input_shape, num_classes)
                if row.kind in ("conv", "dense"))

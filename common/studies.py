@@ -148,16 +148,16 @@ SWEEP_KEYS = tuple(SETTINGS)
 Study = dict[str, tuple]  # setting -> its values, in the order given
 
 
-def parse_study(specs: list[str], kind: str) -> Study:
+def parse_study(given: list[str], kind: str) -> Study:
     """['lr=0.1,0.01', 'batch_size=32,64'] -> {'lr': (0.1, 0.01), 'batch_size': (32, 64)}."""
     valid = GRID_KEYS if kind == "grid" else SWEEP_KEYS
     hint = f"valid keys: {', '.join(valid)}"
     study: Study = {}
-    for spec in specs:
-        key, sep, values = spec.partition("=")
+    for setting in given:
+        key, sep, values = setting.partition("=")
         key = key.strip().replace("-", "_")  # --sweep batch-size=... reads like the flag
         if not sep or not key or not values:
-            raise UserError(f"--{kind} {spec!r}: expected KEY=V1,V2,... ({hint})")
+            raise UserError(f"--{kind} {setting!r}: expected KEY=V1,V2,... ({hint})")
         if key not in valid:
             extra = (" (a grid cross-validates on fixed data; use --sweep)"
                      if key in SETTINGS else "")

@@ -205,7 +205,7 @@ def resolve_weights(text: str, backbone: str) -> str:
     return str(path)
 
 
-# ----------------------------------------------------------------------------- the spec
+# ----------------------------------------------------------------------------- the transfer settings
 
 
 @dataclass(frozen=True)
@@ -258,9 +258,9 @@ class TransferSpec:
         return Path(self.weights).name if is_path(self.weights) else self.weights
 
 
-def weights_alternatives(spec: TransferSpec) -> str:
+def weights_alternatives(transfer: TransferSpec) -> str:
     """What else --weights accepts for this backbone (the end of a missing-weights error)."""
-    return "--weights none or --weights PATH" if spec.info.path_weights else "--weights none"
+    return "--weights none or --weights PATH" if transfer.info.path_weights else "--weights none"
 
 
 def download_failure(err: Exception, url: str) -> str:

@@ -47,45 +47,45 @@ _MOBILENET_V2_SIZES = (96, 128, 160, 192, 224)  # sizes Keras ships MobileNetV2 
 # ----------------------------------------------------------------------------- weights
 
 
-def imagenet_source(spec: TransferSpec) -> tuple[str, str, str | None]:
+def imagenet_source(transfer: TransferSpec) -> tuple[str, str, str | None]:
     """(file name, url, md5 or None) of the no-top ImageNet weights, exactly as
     keras.applications passes them to keras.utils.get_file (keras/src/applications/
     {mobilenet_v2,resnet,vgg16,densenet}.py; Keras ships no hash for MobileNetV2)."""
-    if spec.backbone == "mobilenetv2":
+    if transfer.backbone == "mobilenetv2":
         # Keras falls back to its 224 weights for other sizes (with a warning)
-        rows = spec.image_size if spec.image_size in _MOBILENET_V2_SIZES else 224
+        rows = transfer.image_size if transfer.image_size in _MOBILENET_V2_SIZES else 224
         name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5"
         return name, f"{_APPS}mobilenet_v2/{name}", None
-    if spec.backbone == "resnet50":
+    if transfer.backbone == "resnet50":
         name = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
         return name, f"{_APPS}resnet/{name}", "4d473c1dd8becc155b73f8504c6f6626"
-    if spec.backbone == "vgg16":
+    if transfer.backbone == "vgg16":
         name = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
         return name, f"{_APPS}vgg16/{name}", "6d6bbae143d832006294945121d1f1fc"
-    if spec.backbone == "resnet50v2":  # common.transfer keys the converted arrays by its md5
-        name, md5 = KERAS_IMAGENET_FILES[spec.backbone]
+    if transfer.backbone == "resnet50v2":  # common.transfer keys the converted arrays by its md5
+        name, md5 = KERAS_IMAGENET_FILES[transfer.backbone]
         return name, f"{_APPS}resnet/{name}", md5
-    if spec.backbone == "densenet121":
+    if transfer.backbone == "densenet121":
         name = "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"
         return name, f"{_APPS}densenet/{name}", "30ee3e1110167f948a6b9946edeeb738"
-    raise ValueError(f"no keras weights file for {spec.backbone}")
+    raise ValueError(f"no keras weights file for {transfer.backbone}")
 
 
-def imagenet_file(spec: TransferSpec) -> Path:
+def imagenet_file(transfer: TransferSpec) -> Path:
     """Where this framework's cache keeps the backbone's ImageNet weights (present or not):
     <Keras home>/models/<file>, the folder keras.utils.get_file uses ($KERAS_HOME moves it)."""
-    return Path(keras_home()).expanduser() / "models" / imagenet_source(spec)[0]
+    return Path(keras_home()).expanduser() / "models" / imagenet_source(transfer)[0]
 
 
-def fetch_imagenet(spec: TransferSpec, download: bool) -> str:
+def fetch_imagenet(transfer: TransferSpec, download: bool) -> str:
     """The cached ImageNet weights' path; downloads them (if allowed) when absent.
 
     keras.utils.get_file keeps them where keras.applications(weights="imagenet") looks
     (<Keras home>/models) and checks the hash Keras ships. It sets no timeout: a connection
     that stalls mid-download waits until the OS gives up; --no-download with the file placed
     by hand avoids the network altogether."""
-    name, url, md5 = imagenet_source(spec)
-    path = imagenet_file(spec)
+    name, url, md5 = imagenet_source(transfer)
+    path = imagenet_file(transfer)
     if download:
         try:  # returns the cached file when present and intact, else downloads it
             return keras.utils.get_file(name, url, cache_subdir="models", file_hash=md5)
@@ -96,9 +96,9 @@ def fetch_imagenet(spec: TransferSpec, download: bool) -> str:
         return str(path)
     else:
         reason = "downloads are off (--no-download)"
-    raise UserError(f"keras.applications' ImageNet weights for {spec.backbone} are not in the "
+    raise UserError(f"keras.applications' ImageNet weights for {transfer.backbone} are not in the "
                     f"cache and {reason}: place {name} in {path.parent} (the Keras cache; "
-                    "$KERAS_HOME moves it), or use " + weights_alternatives(spec))
+                    "$KERAS_HOME moves it), or use " + weights_alternatives(transfer))
 
 
 def load_path_weights(base: keras.Model, weights: str, cache_dir: str | None) -> None:
@@ -149,15 +149,15 @@ def keras_arrays(base: keras.Model) -> dict[str, np.ndarray]:
             for layer in base.layers for w in layer.weights}
 
 
-def convert_imagenet_weights(spec: TransferSpec, download: bool, cache_dir: str | None) -> Path:
+def convert_imagenet_weights(transfer: TransferSpec, download: bool, cache_dir: str | None) -> Path:
     """Keras' ImageNet weights of a backbone the PyTorch side runs as a twin (common.transfer.
     Backbone.torch_from_keras) as plain arrays (`keras_arrays`), saved once at common.transfer.
     converted_imagenet_path; that path. compare.py calls this in a Keras process before any
     run, so PyTorch never imports keras, and offline the one line names Keras' cache file."""
-    out = converted_imagenet_path(spec.backbone, cache_dir)
+    out = converted_imagenet_path(transfer.backbone, cache_dir)
     if out.is_file():  # named after the md5 Keras checks: still these weights' arrays
         return out
-    base, _ = build_base(spec, download, cache_dir)  # fetches (or names the missing file)
+    base, _ = build_base(transfer, download, cache_dir)  # fetches (or names the missing file)
     try:
         write_arrays(out, keras_arrays(base))
     except OSError as err:
@@ -273,27 +273,27 @@ class Preprocess(keras.layers.Layer):
 # ----------------------------------------------------------------------------- the model
 
 
-def build_base(spec: TransferSpec, download: bool = True,
+def build_base(transfer: TransferSpec, download: bool = True,
                cache_dir: str | None = None) -> tuple[keras.Model, str]:
     """The base with its weights, and where they came from (for the record). PATH weights come
     from their converted arrays in `cache_dir` (see common.transfer.converted_weights_path)."""
-    b = spec.info
+    b = transfer.info
     app = getattr(keras.applications, b.keras_name)
-    shape = (spec.image_size, spec.image_size, 3)
-    if spec.weights == "imagenet":
-        path = fetch_imagenet(spec, download)
+    shape = (transfer.image_size, transfer.image_size, 3)
+    if transfer.weights == "imagenet":
+        path = fetch_imagenet(transfer, download)
         try:  # the file get_file returned: the one weights="imagenet" would load
             base = app(input_shape=shape, include_top=False, weights=path)
         except (OSError, ValueError) as err:  # e.g. a truncated file in the cache
             raise UserError(f"keras.applications could not load {path} ({err}); delete it and "
-                            "retry, or use " + weights_alternatives(spec)) from None
+                            "retry, or use " + weights_alternatives(transfer)) from None
         source = f"keras.applications {b.keras_name} ImageNet ({path})"
     else:
         base = app(input_shape=shape, include_top=False, weights=None)
         source = "random initialisation (Keras' own)"
-    if is_path(spec.weights):
-        load_path_weights(base, spec.weights, cache_dir)
-        source = (f"{spec.weights} (converted: kernels to HWIO, depthwise to (h,w,C,1), "
+    if is_path(transfer.weights):
+        load_path_weights(base, transfer.weights, cache_dir)
+        source = (f"{transfer.weights} (converted: kernels to HWIO, depthwise to (h,w,C,1), "
                   "BatchNorm gamma rescaled for epsilon 1e-3)")
     return base, source
 
@@ -301,27 +301,27 @@ def build_base(spec: TransferSpec, download: bool = True,
 class TransferModel:
     """The backbone, its preprocessing and a new head, for common.worker.fit_transfer."""
 
-    def __init__(self, spec: TransferSpec, input_shape: tuple[int, int, int], num_classes: int,
+    def __init__(self, transfer: TransferSpec, input_shape: tuple[int, int, int], num_classes: int,
                  seed: int, shared_init: bool, front: list | tuple = (), device: str = "cpu",
                  download: bool = True, cache_dir: str | None = None):
         """`front`: augmentation layers before the preprocessing, active in training only
         (phase 2 and uncached phase 1). `device` is unused here: Keras places the model where
         keras_impl.train.resolve_device left the visible devices."""
-        self.spec = spec
-        self.base, self.weights_source = build_base(spec, download, cache_dir)
+        self.transfer = transfer
+        self.base, self.weights_source = build_base(transfer, download, cache_dir)
         self.other_base = None  # the other padding's graph: the probe compares both (PATH)
-        if spec.info.padding_differs and (spec.match_padding or is_path(spec.weights)):
+        if transfer.info.padding_differs and (transfer.match_padding or is_path(transfer.weights)):
             symmetric = pad_like_torchvision(self.base)
-            self.base, self.other_base = ((symmetric, self.base) if spec.match_padding
+            self.base, self.other_base = ((symmetric, self.base) if transfer.match_padding
                                           else (self.base, symmetric))
-        self.preprocessing = spec.preprocessing("keras")
+        self.preprocessing = transfer.preprocessing("keras")
         self.head = keras.Sequential([
-            keras.Input((spec.info.feature_dim,)), keras.layers.Dropout(spec.dropout),
+            keras.Input((transfer.info.feature_dim,)), keras.layers.Dropout(transfer.dropout),
             keras.layers.Dense(num_classes)], name="head")
         if shared_init:
-            w = head_weights(spec.info.feature_dim, num_classes, seed)
+            w = head_weights(transfer.info.feature_dim, num_classes, seed)
             self.head.layers[-1].set_weights([w["kernel"], w["bias"]])
-        preprocess = Preprocess(spec.image_size, self.preprocessing, name="preprocess")
+        preprocess = Preprocess(transfer.image_size, self.preprocessing, name="preprocess")
         pool = keras.layers.GlobalAveragePooling2D(name="pool")
 
         def features(x, base: keras.Model):
@@ -335,19 +335,19 @@ class TransferModel:
         for layer in front:
             x = layer(x)
         self.net = keras.Model(images, self.head(features(x, self.base)),
-                               name=f"{spec.backbone}_transfer")
-        self.padding_name = (PADDING_ALIKE if not spec.info.padding_differs else
-                             PADDING_TORCHVISION if spec.match_padding else PADDING_KERAS)
-        self.params = self.freeze(spec.info.blocks)
+                               name=f"{transfer.backbone}_transfer")
+        self.padding_name = (PADDING_ALIKE if not transfer.info.padding_differs else
+                             PADDING_TORCHVISION if transfer.match_padding else PADDING_KERAS)
+        self.params = self.freeze(transfer.info.blocks)
         self.freeze(0)
 
     def freeze(self, blocks: int) -> int:
         """Only the top `blocks` blocks of the base (and the head) train; returns the trainable
         parameter count. Call before compiling (a KerasTrainer compiles when created)."""
-        first = self.spec.info.blocks - blocks
+        first = self.transfer.info.blocks - blocks
         for layer in self.base.layers:
             if layer.weights:
-                layer.trainable = block_index(self.spec.backbone, layer.name) >= first
+                layer.trainable = block_index(self.transfer.backbone, layer.name) >= first
         return int(sum(np.prod(v.shape) for v in self.net.trainable_weights))
 
     def features(self, x: np.ndarray) -> np.ndarray:
@@ -369,8 +369,8 @@ def make_transfer_model(cfg: RunConfig, data: PreparedData, front: list | tuple,
                          cfg.init == "shared", front, device, cfg.download, cfg.cache_dir)
 
 
-def probe(spec: TransferSpec, images: np.ndarray,
+def probe(transfer: TransferSpec, images: np.ndarray,
           cache_dir: str | None = None) -> dict[str, np.ndarray]:
     """Pooled base features of [0, 1] NHWC images (the cross-framework agreement check)."""
-    return TransferModel(spec, images.shape[1:], num_classes=1, seed=0, shared_init=False,
+    return TransferModel(transfer, images.shape[1:], num_classes=1, seed=0, shared_init=False,
                          cache_dir=cache_dir).probe(images)

@@ -50,28 +50,28 @@ KERAS_BN_EPSILON = 1.001e-5
 # ----------------------------------------------------------------------------- weights
 
 
-def imagenet_source(spec: TransferSpec) -> tuple[str, str, str | None]:
+def imagenet_source(transfer: TransferSpec) -> tuple[str, str, str | None]:
     """(file name, url, md5 or None) of the backbone's torchvision ImageNet checkpoint
     (torchvision names the file after its hash prefix and ships no md5). KeyError for a backbone
     torchvision lacks (Backbone.torch_from_keras)."""
-    url = IMAGENET_WEIGHTS[spec.backbone].url
+    url = IMAGENET_WEIGHTS[transfer.backbone].url
     return os.path.basename(url), url, None
 
 
-def imagenet_file(spec: TransferSpec) -> Path:
+def imagenet_file(transfer: TransferSpec) -> Path:
     """Where this framework's cache keeps the backbone's ImageNet weights (present or not):
     $TORCH_HOME/hub/checkpoints/<file>, the folder torch.hub uses."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / imagenet_source(spec)[0]
+    return Path(torch.hub.get_dir()) / "checkpoints" / imagenet_source(transfer)[0]
 
 
-def fetch_imagenet(spec: TransferSpec, download: bool) -> str:
+def fetch_imagenet(transfer: TransferSpec, download: bool) -> str:
     """The cached ImageNet checkpoint's path; downloads it (if allowed) when absent."""
-    if spec.info.torch_from_keras:  # no torchvision file: Keras' converted (build_base)
-        raise UserError(f"torchvision has no ImageNet weights for {spec.backbone}: PyTorch loads "
-                        f"Keras' {KERAS_IMAGENET_FILES[spec.backbone][0]}, which compare.py "
+    if transfer.info.torch_from_keras:  # no torchvision file: Keras' converted (build_base)
+        raise UserError(f"torchvision has no ImageNet weights for {transfer.backbone}: PyTorch loads "
+                        f"Keras' {KERAS_IMAGENET_FILES[transfer.backbone][0]}, which compare.py "
                         "converts in a Keras process first")
-    _, url, _ = imagenet_source(spec)
-    path = imagenet_file(spec)
+    _, url, _ = imagenet_source(transfer)
+    path = imagenet_file(transfer)
     if path.is_file():
         return str(path)
     reason = "downloads are off (--no-download)"
@@ -83,9 +83,9 @@ def fetch_imagenet(spec: TransferSpec, download: bool) -> str:
         # offline, DNS, HTTP or disk: each only means the user must place the file by hand
         except Exception as err:  # noqa: BLE001
             reason = download_failure(err, url)
-    raise UserError(f"torchvision's ImageNet weights for {spec.backbone} are not in the cache "
+    raise UserError(f"torchvision's ImageNet weights for {transfer.backbone} are not in the cache "
                     f"and {reason}: place {path.name} in {path.parent} (torch.hub's cache; "
-                    "$TORCH_HOME moves it), or use " + weights_alternatives(spec))
+                    "$TORCH_HOME moves it), or use " + weights_alternatives(transfer))
 
 
 def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
@@ -105,18 +105,18 @@ def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def convert_path_weights(spec: TransferSpec, cache_dir: str | None) -> Path:
+def convert_path_weights(transfer: TransferSpec, cache_dir: str | None) -> Path:
     """--weights PATH as plain arrays for the Keras process (which never imports torch), saved
     once at common.transfer.converted_weights_path, keys in the file's order; that path.
     compare.py calls this in a PyTorch process before any run, so a bad file is one line."""
-    out = converted_weights_path(spec.weights, cache_dir)
+    out = converted_weights_path(transfer.weights, cache_dir)
     if out.is_file():  # named after the file's path, size and mtime: still this file's arrays
         return out
-    state = _read_state_dict(spec.weights)
-    expected = spec.info.path_tensors
+    state = _read_state_dict(transfer.weights)
+    expected = transfer.info.path_tensors
     if len(state) != expected:
-        raise UserError(f"--weights {spec.weights}: {len(state)} tensors, but a torchvision "
-                        f"{spec.backbone} feature state dict has {expected}")
+        raise UserError(f"--weights {transfer.weights}: {len(state)} tensors, but a torchvision "
+                        f"{transfer.backbone} feature state dict has {expected}")
     try:
         write_arrays(out, {k: v.detach().cpu().numpy() for k, v in state.items()})
     except OSError as err:
@@ -382,16 +382,16 @@ class TransferNet(nn.Module):
 # ----------------------------------------------------------------------------- the model
 
 
-def build_base(spec: TransferSpec, download: bool = True,
+def build_base(transfer: TransferSpec, download: bool = True,
                cache_dir: str | None = None) -> tuple[nn.Sequential, str]:
     """The base with its weights, and where they came from (for the record). PATH weights come
     from the file itself (torch.load); Keras' ImageNet weights for the ResNet50V2 twin from the
     arrays a Keras process converted into `cache_dir` (common.transfer.converted_imagenet_path)."""
-    b = spec.info
+    b = transfer.info
     if b.torch_from_keras:
         model = ResNet50V2()
         source = "random initialisation (PyTorch's default init of the Keras twin)"
-        if spec.weights == "imagenet":
+        if transfer.weights == "imagenet":
             path = converted_imagenet_path(b.name, cache_dir)
             if not path.is_file():
                 raise UserError(f"{path}: Keras' ImageNet weights for {b.name} are not converted "
@@ -400,8 +400,8 @@ def build_base(spec: TransferSpec, download: bool = True,
             source = (f"keras.applications {b.keras_name} ImageNet "
                       f"({KERAS_IMAGENET_FILES[b.name][0]}), converted by Keras ({path}: "
                       "kernels to OIhw)")
-    elif spec.weights == "imagenet":
-        path = fetch_imagenet(spec, download)
+    elif transfer.weights == "imagenet":
+        path = fetch_imagenet(transfer, download)
         model = torchvision.models.get_model(b.torch_name, weights=IMAGENET_WEIGHTS[b.name])
         source = f"torchvision {IMAGENET_WEIGHTS[b.name]} ({path})"
     else:
@@ -412,36 +412,36 @@ def build_base(spec: TransferSpec, download: bool = True,
             if isinstance(m, nn.BatchNorm2d):
                 m.eps = KERAS_BN_EPSILON
     base = nn.Sequential(*split_blocks(b.name, model))
-    if is_path(spec.weights):
-        load_path_weights(base, spec.weights, cache_dir)
-        source = f"{spec.weights} (keys renamed in order, strict)"
+    if is_path(transfer.weights):
+        load_path_weights(base, transfer.weights, cache_dir)
+        source = f"{transfer.weights} (keys renamed in order, strict)"
     return base, source
 
 
 class TransferModel:
     """The backbone, its preprocessing and a new head, for common.worker.fit_transfer."""
 
-    def __init__(self, spec: TransferSpec, input_shape: tuple[int, int, int], num_classes: int,
+    def __init__(self, transfer: TransferSpec, input_shape: tuple[int, int, int], num_classes: int,
                  seed: int, shared_init: bool, front: list | tuple = (), device: str = "cpu",
                  download: bool = True, cache_dir: str | None = None):
         """`front`: augmentation modules before the preprocessing, active in training only
         (phase 2 and uncached phase 1). `input_shape` (H, W, C) is kept for the record: torch
         modules take any size."""
-        self.spec, self.device, self.input_shape = spec, device, tuple(input_shape)
-        base, self.weights_source = build_base(spec, download, cache_dir)
-        self.preprocessing = spec.preprocessing("torch")
-        head = nn.Sequential(nn.Dropout(spec.dropout),
-                             nn.Linear(spec.info.feature_dim, num_classes))
+        self.transfer, self.device, self.input_shape = transfer, device, tuple(input_shape)
+        base, self.weights_source = build_base(transfer, download, cache_dir)
+        self.preprocessing = transfer.preprocessing("torch")
+        head = nn.Sequential(nn.Dropout(transfer.dropout),
+                             nn.Linear(transfer.info.feature_dim, num_classes))
         if shared_init:
-            w = head_weights(spec.info.feature_dim, num_classes, seed)
+            w = head_weights(transfer.info.feature_dim, num_classes, seed)
             with torch.no_grad():
                 head[1].weight.copy_(torch.from_numpy(w["kernel"].T))
                 head[1].bias.copy_(torch.from_numpy(w["bias"]))
-        preprocess = Preprocess(spec.image_size, self.preprocessing)
+        preprocess = Preprocess(transfer.image_size, self.preprocessing)
         self.net = TransferNet(front, preprocess, base, head).to(device)
         self.head = self.net.head
         # --match-padding changes the Keras graph: torchvision's is the one PATH weights know
-        self.padding_name = PADDING_TORCHVISION if spec.info.padding_differs else PADDING_ALIKE
+        self.padding_name = PADDING_TORCHVISION if transfer.info.padding_differs else PADDING_ALIKE
         self.params = sum(p.numel() for p in self.net.parameters())
         self.freeze(0)
 
@@ -474,8 +474,8 @@ def make_transfer_model(cfg: RunConfig, data: PreparedData, front: list | tuple,
                          cfg.init == "shared", front, device, cfg.download, cfg.cache_dir)
 
 
-def probe(spec: TransferSpec, images: np.ndarray,
+def probe(transfer: TransferSpec, images: np.ndarray,
           cache_dir: str | None = None) -> dict[str, np.ndarray]:
     """Pooled base features of [0, 1] NHWC images (the cross-framework agreement check)."""
-    return TransferModel(spec, images.shape[1:], num_classes=1, seed=0, shared_init=False,
+    return TransferModel(transfer, images.shape[1:], num_classes=1, seed=0, shared_init=False,
                          cache_dir=cache_dir).probe(images)

@@ -87,15 +87,15 @@ def cross_run(found: list[tuple[str, str, RunRecord]], filters: list[str] | None
             raise _key_error(flag, key, valid)
         return normalize_key(key)
 
-    for spec in filters or []:
-        name, sep, text = spec.partition("=")
+    for given in filters or []:
+        name, sep, text = given.partition("=")
         if not sep or not name.strip():
-            raise UserError(f"--filter {spec!r}: expected KEY=VALUE, e.g. lr=0.01")
+            raise UserError(f"--filter {given!r}: expected KEY=VALUE, e.g. lr=0.01")
         name = known("--filter", name)
         kept = [(r, g) for r, g in rows if matches(r.get(name), text)]
         if not kept:
             seen = sorted({cell(r.get(name), name) for r, _ in rows})
-            raise UserError(f"--filter {spec}: no run has it; {name} is one of: "
+            raise UserError(f"--filter {given}: no run has it; {name} is one of: "
                             f"{', '.join(seen)}")
         rows = kept
     chosen = [known("--columns", k) for k in columns] if columns else None

@@ -44,8 +44,8 @@ def _fmt(values: list[float], digits: int) -> str:
 
 def planned_epochs(record: RunRecord) -> int:
     """Epochs the configuration asks for; a transfer run counts both of its phases."""
-    spec = record.config.transfer
-    return record.config.epochs + (spec.fine_tune_epochs if spec else 0)
+    transfer = record.config.transfer
+    return record.config.epochs + (transfer.fine_tune_epochs if transfer else 0)
 
 
 def _epochs(records: list[RunRecord]) -> str:
@@ -205,7 +205,7 @@ def divergence_line(records: list[RunRecord]) -> str | None:
             "numerics, not of the data")
 
 
-def render_report(records: list[RunRecord], run_config: dict, transfer: list[str],
+def render_report(records: list[RunRecord], run_config: dict, transfer_section: list[str],
                   figures: str) -> str:
     """report.md of one invocation: table, differences, data facts, environments, config."""
     first = records[0]
@@ -231,7 +231,7 @@ def render_report(records: list[RunRecord], run_config: dict, transfer: list[str
         "Timing: training seconds = training passes + per-epoch validation, excluding data "
         "loading and model building; s / epoch = (training s - first-epoch overhead) / epochs.",
         "",
-        *(["## Transfer learning", "", *transfer, ""] if transfer else []),
+        *(["## Transfer learning", "", *transfer_section, ""] if transfer_section else []),
         "## Environment",
         "",
         *[f"- {fw}: " + ", ".join(f"{k} {v}" for k, v in env.items()) for fw, env in envs.items()],

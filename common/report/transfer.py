@@ -19,10 +19,10 @@ def transfer_lines(records: list[RunRecord], run_dir: str | Path) -> list[str]:
     runs = [r for r in records if r.config.pipeline == "transfer"]
     if not runs:
         return []
-    spec: TransferSpec = runs[0].config.transfer
-    blocks = get_backbone(spec.backbone).blocks
-    lines = [f"Transfer learning: {spec.backbone} at {spec.image_size}x{spec.image_size} px, "
-             f"weights {spec.weights_label()}; the epochs column counts both phases. Training "
+    transfer: TransferSpec = runs[0].config.transfer
+    blocks = get_backbone(transfer.backbone).blocks
+    lines = [f"Transfer learning: {transfer.backbone} at {transfer.image_size}x{transfer.image_size} px, "
+             f"weights {transfer.weights_label()}; the epochs column counts both phases. Training "
              "seconds include the one-off feature extraction, counted as first-epoch overhead."]
     for r in runs:
         t = r.transfer
@@ -40,11 +40,11 @@ def transfer_lines(records: list[RunRecord], run_dir: str | Path) -> list[str]:
             f"{t['preprocessing']['description']}; padding: {t['padding']}; phase 1: {cached}, "
             f"BatchNorm in inference mode, {head['trainable_params']:,} trainable parameters"
             + tail + ".")
-    if is_path(spec.weights):
+    if is_path(transfer.weights):
         lines += _probe_lines(runs, Path(run_dir))
     else:
         lines.append("- Feature agreement between the frameworks is not measured: with "
-                     f"--weights {spec.weights} their bases hold different weights.")
+                     f"--weights {transfer.weights} their bases hold different weights.")
     return lines
 
 

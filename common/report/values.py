@@ -84,10 +84,10 @@ def config_values(cfg: RunConfig, callbacks: Callbacks | None = None) -> dict[st
     """A resolved configuration as named scalar values (CONFIG_KEYS first, then any setting
     added since, under its own name)."""
     values: dict[str, Any] = dict.fromkeys(CONFIG_KEYS)
-    spec = cfg.transfer
+    transfer = cfg.transfer
     values.update(task=cfg.task, pipeline=cfg.pipeline, model=cfg.model,
                   image_size=cfg.image_size)
-    if spec is None:  # the architecture as its knobs read it (common.specs); any other
+    if transfer is None:  # the architecture as its knobs read it (common.specs); any other
         # difference between two architectures shows in `model` (a preset or a file's name)
         arch = cfg.arch
         values.update(
@@ -97,10 +97,10 @@ def config_values(cfg: RunConfig, callbacks: Callbacks | None = None) -> dict[st
             dense=",".join(str(d) for d in hidden_dense(arch)) or "none",
             dropout=dense_dropout(arch))
     else:
-        values.update(backbone=spec.backbone, weights=spec.weights_label(),
-                      image_size=spec.image_size, fine_tune_layers=spec.fine_tune_layers,
-                      fine_tune_lr=spec.fine_tune_lr, fine_tune_epochs=spec.fine_tune_epochs,
-                      dropout=spec.dropout, match_padding=spec.match_padding)
+        values.update(backbone=transfer.backbone, weights=transfer.weights_label(),
+                      image_size=transfer.image_size, fine_tune_layers=transfer.fine_tune_layers,
+                      fine_tune_lr=transfer.fine_tune_lr, fine_tune_epochs=transfer.fine_tune_epochs,
+                      dropout=transfer.dropout, match_padding=transfer.match_padding)
     opt = cfg.optimizer
     values.update(optimizer=opt["name"], lr=opt["lr"], momentum=opt.get("momentum"))
     values.update({k: _scalar(v) for k, v in opt.items() if k not in ("name", "lr", "momentum")})

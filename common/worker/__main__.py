@@ -60,17 +60,17 @@ def run(framework: str, job: dict) -> None:
     elif kind == "device":
         print(impl(framework, "train").resolve_device(job["device"]))
     elif kind in ("fetch", "convert", "convert-imagenet", "probe"):
-        spec = TransferSpec(**job["spec"])
-        transfer = impl(framework, "transfer")
+        transfer = TransferSpec(**job["transfer"])
+        transfer_impl = impl(framework, "transfer")
         if kind == "fetch":
-            print(transfer.fetch_imagenet(spec, job["download"]))
+            print(transfer_impl.fetch_imagenet(transfer, job["download"]))
         elif kind == "convert":  # torch: --weights PATH as plain arrays for Keras
-            print(transfer.convert_path_weights(spec, job["cache_dir"]))
+            print(transfer_impl.convert_path_weights(transfer, job["cache_dir"]))
         elif kind == "convert-imagenet":  # keras: its ImageNet weights for the PyTorch twin
-            print(transfer.convert_imagenet_weights(spec, job["download"], job["cache_dir"]))
+            print(transfer_impl.convert_imagenet_weights(transfer, job["download"], job["cache_dir"]))
         else:
             impl(framework, "train").setup(job["threads"], 0, True)
-            write_arrays(job["out"], transfer.probe(spec, np.load(job["images"]),
+            write_arrays(job["out"], transfer_impl.probe(transfer, np.load(job["images"]),
                                                     job["cache_dir"]))
     else:
         raise ValueError(f"unknown job kind {kind!r}")

@@ -83,16 +83,16 @@ def fit_transfer(framework: str, job: Job, data: PreparedData,
 
     Returns a trainer that predicts images, the merged result and the record's transfer facts.
     """
-    cfg, spec = job.config, job.config.transfer
-    train, transfer = impl(framework, "train"), impl(framework, "transfer")
+    cfg, transfer = job.config, job.config.transfer
+    train, transfer_impl = impl(framework, "train"), impl(framework, "transfer")
     t0 = time.perf_counter()
     front = impl(framework, "augment").build_augmenter(cfg.augment, cfg.seed, data.input_shape,
                                                        device)
-    model = transfer.make_transfer_model(cfg, data, front, device)
+    model = transfer_impl.make_transfer_model(cfg, data, front, device)
     build_seconds = time.perf_counter() - t0
     facts: dict = {"weights_source": model.weights_source,
                    "preprocessing": asdict(model.preprocessing), "padding": model.padding_name}
-    if is_path(spec.weights):  # the pretrained bases' features, for the agreement check
+    if is_path(transfer.weights):  # the pretrained bases' features, for the agreement check
         path = probe_path(job.record_path)
         write_arrays(path, model.probe(data.x_test[:PROBE_IMAGES]))
         facts["feature_probe"] = path.name
@@ -111,13 +111,13 @@ def fit_transfer(framework: str, job: Job, data: PreparedData,
     phases = [run_phase("head", trainer, x_train, x_val, data, cfg, job.callbacks, cfg.epochs,
                         cfg.optimizer["lr"], 0, trainable,
                         "cached features" if cached else "images")]
-    if spec.fine_tune_epochs and not phases[0].result.diverged:
-        trainable = model.freeze(spec.fine_tune_layers)
-        fine_cfg = replace(cfg, optimizer={**cfg.optimizer, "lr": spec.fine_tune_lr})
+    if transfer.fine_tune_epochs and not phases[0].result.diverged:
+        trainable = model.freeze(transfer.fine_tune_layers)
+        fine_cfg = replace(cfg, optimizer={**cfg.optimizer, "lr": transfer.fine_tune_lr})
         trainer = train.make_trainer(fine_cfg, data, None, device, model.net)
         phases.append(run_phase("fine-tune", trainer, data.x_train, data.x_val, data, cfg,
-                                job.callbacks, spec.fine_tune_epochs, spec.fine_tune_lr,
-                                spec.fine_tune_layers, trainable, "images"))
+                                job.callbacks, transfer.fine_tune_epochs, transfer.fine_tune_lr,
+                                transfer.fine_tune_layers, trainable, "images"))
     elif cached:  # the trained head on the whole network, to predict test images
         trainer = train.make_trainer(cfg, data, None, device, model.net)
         trainer.eval_batch_size = TRANSFER_EVAL_BATCH_SIZE
@@ -127,7 +127,7 @@ def fit_transfer(framework: str, job: Job, data: PreparedData,
     facts.update(features_cached=cached, feature_extraction_seconds=extraction,
                  phases=phase_facts)
     return trainer, result, RunOutcome(
-        model=f"{spec.backbone} {spec.image_size}px, {model.preprocessing.name}",
+        model=f"{transfer.backbone} {transfer.image_size}px, {model.preprocessing.name}",
         params=model.params,  # base + head, BatchNorm statistics excluded
         build_seconds=build_seconds, extra_train_seconds=extraction, transfer=facts)
 
