@@ -26,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common.machine import cpu_model  # noqa: E402
-from common.records import run_records  # noqa: E402
+from common.machine import cpu_model
+from common.records import run_records
 
 OUT = ROOT / "benchmarks" / "results" / "contention"
 BURN = "while True: pass"
@@ -63,7 +63,7 @@ def one_run(framework: str, policy: bool, burner: bool, args) -> dict:
 
 
 def render(folder: Path) -> str:
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd
 
     rows = [json.loads(line) for line in (folder / "runs.jsonl").read_text().splitlines()]
     frame = pd.DataFrame(rows)

@@ -38,16 +38,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common.augment import parse_augment  # noqa: E402
-from common.config import MODES, RunConfig  # noqa: E402
-from common.errors import UserError  # noqa: E402
-from common.frameworks import FRAMEWORKS, parse_frameworks  # noqa: E402
-from common.optim import resolve_optimizer  # noqa: E402
-from common.specs import forward_flops, get_preset  # noqa: E402
-from common.splits import epoch_order  # noqa: E402
-from common.tasks import TASKS  # noqa: E402
-from common.data.prepare import PreparedData  # noqa: E402
-from common.worker.process import impl  # noqa: E402
+from common.augment import parse_augment
+from common.config import MODES, RunConfig
+from common.errors import UserError
+from common.frameworks import FRAMEWORKS, parse_frameworks
+from common.optim import resolve_optimizer
+from common.specs import forward_flops, get_preset
+from common.splits import epoch_order
+from common.tasks import TASKS
+from common.data.prepare import PreparedData
+from common.worker.process import impl
 
 INPUT_SHAPES = {t.model: t.input_shape for t in TASKS.values()}
 
@@ -62,8 +62,8 @@ def synthetic(n: int, shape: tuple[int, int, int]) -> PreparedData:
 
 def _bare_torch(trainer, x: np.ndarray, y: np.ndarray, batch_size: int, epoch: int):
     """The pytorch/examples loop: shuffle, slice, forward, loss, backward, step."""
-    import torch  # noqa: PLC0415
-    import torch.nn.functional as F  # noqa: PLC0415
+    import torch
+    import torch.nn.functional as F
 
     model, optimizer = trainer.model, trainer.optimizer
     xt, yt = trainer._tensor(x), trainer._tensor(y)
@@ -82,7 +82,7 @@ def _bare_keras(trainer, x: np.ndarray, y: np.ndarray, batch_size: int, epoch: i
 
 
 def worker(framework: str, mode: str, args: argparse.Namespace) -> dict:
-    from tqdm import tqdm  # noqa: PLC0415
+    from tqdm import tqdm
 
     train = impl(framework, "train")
     bare = _bare_torch if framework == "torch" else _bare_keras

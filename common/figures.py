@@ -16,12 +16,12 @@ from matplotlib.figure import Figure
 
 # Figure objects, never pyplot: drawing to files changes no global state (the backend of a
 # notebook that imports compare stays the user's), and needs no display.
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from common.metrics import class_accuracy  # noqa: E402
-from common.files import save_figure  # noqa: E402
-from common.records import RunRecord, StudyRow  # noqa: E402
+from common.metrics import class_accuracy
+from common.files import save_figure
+from common.records import RunRecord, StudyRow
 
 # Distinct colours, markers and widths: with shared weights the curves often coincide, and the
 # thicker Keras line must stay visible under the PyTorch one.

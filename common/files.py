@@ -53,7 +53,7 @@ def write_text(path: str | Path, text: str) -> None:
 def write_arrays(path: str | Path, arrays: dict) -> None:
     """Named numpy arrays as an uncompressed .npz (fast to load), atomically. Through a file
     object: given a name, np.savez would append '.npz' to the temporary one."""
-    import numpy as np  # noqa: PLC0415  (the parent's reports never need it here)
+    import numpy as np  # the parent's reports never need it here
 
     with atomic_file(path, "wb") as file:
         np.savez(file, **arrays)

@@ -53,7 +53,7 @@ def cpu_model() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    import platform  # noqa: PLC0415
+    import platform
 
     return platform.processor() or platform.machine()
 

@@ -62,7 +62,7 @@ def compare_outputs(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[
 
 def case_to_dict(name: str, arch: ArchSpec, input_shape, num_classes: int, seed: int,
                  optimizers: list[dict]) -> dict:
-    from dataclasses import asdict  # noqa: PLC0415
+    from dataclasses import asdict
 
     return {"name": name, "arch": asdict(arch), "input_shape": list(input_shape),
             "num_classes": num_classes, "seed": seed, "optimizers": optimizers}

@@ -47,7 +47,7 @@ def check_transfer_parity(plan: Plan, ds: Dataset) -> None:
     the first test images against PyTorch's, each framework in its own process, from the same
     (converted) weights. The framework set is --framework's, as for every command (PyTorch is
     the reference; with one framework given, the first installed other side joins it)."""
-    import numpy as np  # noqa: PLC0415  (only this check needs arrays here)
+    import numpy as np  # only this check needs arrays here
 
     cfg, transfer = plan.config, plan.config.transfer
     others = [f for f in plan.frameworks if f != REFERENCE]

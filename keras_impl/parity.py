@@ -1,4 +1,5 @@
-"""Keras half of the parity check (see common/parity.py; common.worker runs it). Mirrors torch_impl/parity.py.
+"""Keras half of the parity check (see common/parity.py; common.worker runs it). Mirrors
+torch_impl/parity.py.
 
 The one training step is Keras' own train step (train_on_batch: the loss's gradients, then the
 optimizer's step; the same loss and optimizer as training), on any backend. It runs eagerly: a

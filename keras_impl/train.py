@@ -46,7 +46,7 @@ def resolve_device(requested: str) -> str:
 
 
 def _device_tensorflow(requested: str) -> str:
-    import tensorflow as tf  # noqa: PLC0415
+    import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
     if requested == "cuda" and not gpus:
@@ -60,7 +60,7 @@ def _device_tensorflow(requested: str) -> str:
 
 
 def _device_jax(requested: str) -> str:
-    import jax  # noqa: PLC0415
+    import jax
 
     if requested == "cpu":
         # Before JAX starts its backends (setup does not): the GPU one never starts, nor
@@ -81,8 +81,8 @@ def _device_jax(requested: str) -> str:
 
 
 def _device_torch(requested: str) -> str:
-    import torch  # noqa: PLC0415
-    from keras.src.backend.torch import core  # noqa: PLC0415
+    import torch
+    from keras.src.backend.torch import core
 
     gpu = torch.cuda.is_available()
     if requested == "cuda" and not gpu:
@@ -112,7 +112,7 @@ def setup(threads: int, seed: int, deterministic: bool) -> dict:
 
 
 def _setup_tensorflow(threads: int, deterministic: bool) -> dict:
-    import tensorflow as tf  # noqa: PLC0415
+    import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -128,8 +128,8 @@ def _setup_jax(threads: int, deterministic: bool) -> dict:
     XLA has no thread-count flag: its pool takes one thread per CPU the process may run on, so
     the process is pinned to `threads` of them. The CPU backend is deterministic as it is;
     on a GPU, XLA needs --xla_gpu_deterministic_ops (some ops then run slower)."""
-    import jax  # noqa: PLC0415
-    import jaxlib  # noqa: PLC0415
+    import jax
+    import jaxlib
 
     if hasattr(os, "sched_setaffinity"):  # Linux; elsewhere XLA takes every CPU
         cpus = sorted(os.sched_getaffinity(0))
@@ -149,7 +149,7 @@ def _setup_jax(threads: int, deterministic: bool) -> dict:
 
 
 def _setup_torch(threads: int, deterministic: bool) -> dict:
-    import torch  # noqa: PLC0415
+    import torch
 
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(threads)
@@ -170,7 +170,7 @@ def batches(*arrays: np.ndarray, batch_size: int) -> tf.data.Dataset:
     the next (measured ~395 vs ~550 img/s for cifar10_cnn); one private thread, autotune off,
     keeps it at the fast one (benchmarks/overhead.py).
     """
-    import tensorflow as tf  # noqa: PLC0415
+    import tensorflow as tf
 
     options = tf.data.Options()
     options.threading.private_threadpool_size = 1

@@ -12,8 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common.errors import UserError  # noqa: E402
-from common.records import RunRecord, run_records  # noqa: E402
+from common.errors import UserError
+from common.records import RunRecord, run_records
 
 
 def run_compare(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -24,7 +24,7 @@ def run_compare(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.
 def main_error(capsys: pytest.CaptureFixture, *argv: str) -> str:
     """compare.main(argv) in this process must fail with one line: a UserError, or argparse's
     exit 2 for a bad flag (its message on stderr). Returns that line."""
-    import compare  # noqa: PLC0415
+    import compare
 
     capsys.readouterr()
     with pytest.raises((UserError, SystemExit)) as err:
@@ -63,10 +63,10 @@ SMALL = ("--framework", "both", "--epochs", "1", "--train-size", "200", "--no-pl
 def small_runs(tmp_path_factory):
     """The same SMALL command twice into one folder: the command line, then compare.run (its
     output captured as a notebook cell would show it). Returns (out, frame, shown)."""
-    import contextlib  # noqa: PLC0415
-    import io  # noqa: PLC0415
+    import contextlib
+    import io
 
-    import compare  # noqa: PLC0415
+    import compare
 
     out = tmp_path_factory.mktemp("small")
     proc = run_compare("--task", "digits", *SMALL, "--out", str(out))

@@ -83,7 +83,7 @@ def test_float16_on_the_cpu_is_refused_before_anything_is_written(tmp_path, caps
 
 def test_transfer_study_is_rejected_before_any_download(tmp_path, capsys, monkeypatch):
     """Validation comes before I/O: the data loader must not even be called."""
-    import common.cli  # noqa: PLC0415
+    import common.cli
 
     def no_io(*args, **kwargs):
         raise AssertionError("data was loaded before the flags were checked")
@@ -245,7 +245,7 @@ def test_reduce_lr_on_plateau_and_native_init_end_to_end(tmp_path):
 
 @pytest.mark.parametrize("argv", [["--help"], ["report", "--help"]])
 def test_help_prints_every_flag(capsys, argv):
-    import compare  # noqa: PLC0415
+    import compare
 
     with pytest.raises(SystemExit) as err:
         compare.main(argv)

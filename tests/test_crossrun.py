@@ -101,7 +101,7 @@ def test_formats_latex_csv_html_and_transpose(tmp_path, capsys):
 
 
 def test_latex_escapes_special_characters():
-    from common.report.formats import latex_escape  # noqa: PLC0415
+    from common.report.formats import latex_escape
 
     assert latex_escape("a_b 50% R&D ±") == r"a\_b 50\% R\&D $\pm$"
 
@@ -241,9 +241,9 @@ def test_report_over_both_invocations(cli_and_api, capsys):
 
 
 def test_results_csv_of_a_folder_and_of_a_grid(tmp_path):
-    from common.records import GridPoint, GridRecord  # noqa: PLC0415
-    from common.report.studies import grid_frame  # noqa: PLC0415
-    from common.report.values import results_csv  # noqa: PLC0415
+    from common.records import GridPoint, GridRecord
+    from common.report.studies import grid_frame
+    from common.report.values import results_csv
 
     two_runs(tmp_path)
     folder = tmp_path / "20250101-120000-digits"
@@ -268,7 +268,7 @@ def test_results_csv_of_a_folder_and_of_a_grid(tmp_path):
 
 
 def test_cnn_and_transfer_runs_in_one_table(tmp_path, capsys):
-    from common.transfer import TransferSpec  # noqa: PLC0415
+    from common.transfer import TransferSpec
 
     cnn = make_record("keras")
     transfer = replace(cnn, model="mobilenetv2 96px, torchvision", config=replace(

@@ -253,7 +253,7 @@ def test_grid_folds_train_the_same_network_in_both_frameworks(tmp_path):
     out = tmp_path / "out"
     proc = run_compare(*grid, "--cv", "3", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    import json  # noqa: PLC0415
+    import json
 
     folds = {fw: [p["fold_accuracies"] for p in json.loads(
         (run_dirs(out)[0] / f"grid-{fw}.json").read_text())["results"]] for fw in ("keras", "torch")}
@@ -283,7 +283,7 @@ def test_grid_folds_train_the_same_network_in_both_frameworks(tmp_path):
       "--match-padding"), "--match-padding"),
 ])
 def test_flags_that_would_be_ignored_are_refused(capsys, argv, named):
-    from conftest import main_error  # noqa: PLC0415
+    from conftest import main_error
 
     out = () if "--check-parity" in argv else ("--out", "/nonexistent/never-written")
     message = main_error(capsys, *argv, *out)
@@ -291,7 +291,7 @@ def test_flags_that_would_be_ignored_are_refused(capsys, argv, named):
 
 
 def test_a_transfer_config_records_no_cnn_architecture():
-    import compare  # noqa: PLC0415
+    import compare
 
     args = compare.build_parser().parse_args(["--task", "cifar10", "--pipeline", "transfer"])
     cfg = compare.config_from_args(args)
@@ -299,10 +299,10 @@ def test_a_transfer_config_records_no_cnn_architecture():
 
 
 def test_importing_compare_leaves_matplotlib_alone():
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import subprocess
+    import sys
 
-    from conftest import ROOT  # noqa: PLC0415
+    from conftest import ROOT
 
     code = ("import matplotlib; matplotlib.use('svg'); import compare, common.figures; "
             "import sys; print(matplotlib.get_backend()); "

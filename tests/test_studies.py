@@ -66,7 +66,7 @@ def test_parse_errors_name_the_problem_and_list_valid_keys(specs, kind, expected
 
 
 def test_study_folder_is_named_after_the_arguments(tmp_path):
-    from compare import build_parser, config_from_args  # noqa: PLC0415
+    from compare import build_parser, config_from_args
 
     def folder(*argv: str, cv: int | None = None) -> Path:
         args = build_parser().parse_args(["--task", "digits", *argv])

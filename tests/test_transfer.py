@@ -479,9 +479,9 @@ def test_transfer_flags_need_the_transfer_pipeline(tmp_path):
 
 
 def test_spec_round_trips_through_the_job_file():
-    from common.config import RunConfig  # noqa: PLC0415
-    from common.optim import resolve_optimizer  # noqa: PLC0415
-    from common.specs import get_preset  # noqa: PLC0415
+    from common.config import RunConfig
+    from common.optim import resolve_optimizer
+    from common.specs import get_preset
 
     cfg = RunConfig(task="digits", model="mobilenetv2", arch=get_preset("digits_cnn"),
                     optimizer=resolve_optimizer("sgd"), epochs=1, batch_size=8,

@@ -1,4 +1,5 @@
-"""PyTorch half of the parity check (see common/parity.py; common.worker runs it). Mirrors keras_impl/parity.py.
+"""PyTorch half of the parity check (see common/parity.py; common.worker runs it). Mirrors
+keras_impl/parity.py.
 
 The one training step is the training loop's: the loss's gradients, then the optimizer's step
 (keras_impl/parity.py explains why that side takes its step eagerly too).

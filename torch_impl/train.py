@@ -40,7 +40,7 @@ def setup(threads: int, seed: int, deterministic: bool) -> dict:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic CUDA
     torch.use_deterministic_algorithms(deterministic)
     torch.manual_seed(seed)
-    import torchvision  # noqa: PLC0415  (version fact only)
+    import torchvision  # a version fact only
 
     # `compiled` says how the training step runs, as a sentence on every side (keras_impl.train)
     return {"framework": "torch", "torch": torch.__version__, "torchvision": torchvision.__version__,

@@ -353,7 +353,7 @@ def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         data = np.asarray(batch[b"data"])
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
     # A corrupt pickle can fail with almost any exception type; all mean the same thing here.
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         raise _corrupt(path, f"not a CIFAR-10 python batch: {type(error).__name__}: "
                              f"{_one_line(error)}") from error
     size = CIFAR10_IMAGE_SIZE

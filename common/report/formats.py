@@ -52,7 +52,7 @@ def render_cross_run(table: CrossRun, fmt: str = "markdown", transpose: bool = F
         tabular = escaped.style.hide(axis="index").to_latex(hrules=True, column_format=align)
         return f"{latex_escape(table.shared_line())}\n\n{tabular}"
     if fmt == "html":
-        import html  # noqa: PLC0415
+        import html
 
         return (f"<p>{html.escape(table.shared_line())}</p>\n"
                 + shown.to_html(index=False, escape=True) + "\n")

@@ -31,21 +31,21 @@ import signal
 if __name__ == "__main__":  # Ctrl-C while this process is still importing: leave quietly
     signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
-import sys  # noqa: E402
+import sys
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from common.errors import UserError  # noqa: E402
-from common.files import read_json, write_arrays  # noqa: E402
-from common.frameworks import FRAMEWORKS  # noqa: E402
-from common.jobs import GridJob, Job  # noqa: E402
-from common.machine import apply_thread_policy  # noqa: E402
-from common.transfer import TransferSpec  # noqa: E402
-from common.worker import process  # noqa: E402
-from common.worker.grid import run_grid_job  # noqa: E402
-from common.worker.parity import run_parity_job  # noqa: E402
-from common.worker.process import impl  # noqa: E402
-from common.worker.train import run_job  # noqa: E402
+from common.errors import UserError
+from common.files import read_json, write_arrays
+from common.frameworks import FRAMEWORKS
+from common.jobs import GridJob, Job
+from common.machine import apply_thread_policy
+from common.transfer import TransferSpec
+from common.worker import process
+from common.worker.grid import run_grid_job
+from common.worker.parity import run_parity_job
+from common.worker.process import impl
+from common.worker.train import run_job
 
 
 def run(framework: str, job: dict) -> None:

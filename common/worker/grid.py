@@ -38,7 +38,7 @@ SCORING = "accuracy"
 def cv_folds(y: np.ndarray, cv: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified, shuffled folds as explicit (train, test) index pairs, the same in both
     processes (GridSearchCV takes the list as `cv=`)."""
-    from sklearn.model_selection import StratifiedKFold  # noqa: PLC0415
+    from sklearn.model_selection import StratifiedKFold
 
     splitter = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
     return [(train, test) for train, test in splitter.split(np.zeros(len(y)), y)]
@@ -57,8 +57,8 @@ def param_grid(configs: tuple[RunConfig, ...], backend: GridBackend) -> list[dic
 
 def run_grid_job(framework: str, job: GridJob) -> GridRecord:
     """GridSearchCV over the job's points; writes cv_results_ (CSV), then the grid record."""
-    import pandas as pd  # noqa: PLC0415
-    from sklearn.model_selection import GridSearchCV  # noqa: PLC0415
+    import pandas as pd
+    from sklearn.model_selection import GridSearchCV
 
     base = job.configs[0]  # every point shares the data settings (train_size is not gridable)
     facts = {**impl(framework, "train").setup(base.threads, base.seed, base.deterministic),
