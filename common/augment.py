@@ -40,4 +40,6 @@ def parse_augment(text: str | None, channels: int | None = None) -> tuple[str, .
 
 
 def strength(name: str) -> float:
+    """The registered strength of augmentation `name` (common.augment.AUGMENTATIONS; its unit is the
+    augmentation's own: a fraction of the image, degrees, ...). KeyError for an unknown name."""
     return AUGMENTATIONS[name][1]

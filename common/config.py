@@ -40,6 +40,7 @@ class Callbacks:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Callbacks":
+        """Callbacks from their JSON form (`reduce_lr` back to a tuple)."""
         data = dict(data)
         if data.get("reduce_lr") is not None:  # JSON has lists, not tuples
             data["reduce_lr"] = tuple(data["reduce_lr"])
@@ -48,6 +49,11 @@ class Callbacks:
 
 @dataclass(frozen=True)
 class RunConfig:
+    """One run's fully resolved settings (common.plan builds it from the flags).
+
+    Every field has its final value (no None for a framework to fill in); sizes are counts of
+    images, `image_size` pixels. Raises UserError on construction when a value is out of range or
+    two values contradict each other (the checks in __post_init__)."""
     task: str
     model: str
     arch: ArchSpec
@@ -96,10 +102,13 @@ class RunConfig:
                 raise UserError(message)
 
     def to_dict(self) -> dict:
+        """The config as JSON-able nested dicts (dataclasses.asdict); from_dict reverses it."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunConfig":
+        """A RunConfig from its to_dict form (ArchSpec and TransferSpec rebuilt). Raises UserError
+        as the constructor does."""
         data = dict(data)
         arch = ArchSpec.from_dict(data.pop("arch"))
         data["augment"] = tuple(data.get("augment", ()))

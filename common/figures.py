@@ -48,6 +48,8 @@ def first_repeat(records: list[RunRecord]) -> dict[str, RunRecord]:
 
 
 def plot_curves(records: list[RunRecord], path: Path) -> None:
+    """Loss and accuracy per epoch (training and validation) of every record, one line per framework
+    and split, as a PNG at `path`."""
     fig, axes = _subplots(1, 2, figsize=(11, 4))
     for framework, r in first_repeat(records).items():
         epochs = [h["epoch"] for h in r.history]
@@ -70,6 +72,7 @@ def plot_curves(records: list[RunRecord], path: Path) -> None:
 
 
 def plot_confusion(record: RunRecord, path: Path) -> None:
+    """The record's test confusion matrix (rows: true class, columns: predicted) as a PNG at `path`."""
     cm = np.asarray(record.confusion_matrix)
     names = record.class_names
     fig, ax = _subplots(figsize=(1.0 + 0.55 * len(names), 0.8 + 0.5 * len(names)))
@@ -87,6 +90,8 @@ def plot_confusion(record: RunRecord, path: Path) -> None:
 
 
 def plot_worst(record: RunRecord, x_test: np.ndarray, path: Path) -> None:
+    """The record's worst-classified test images (`x_test`: the uint8 NHWC test set the record's
+    indices point into) with true and predicted class, as a PNG at `path`."""
     worst = record.worst_test_predictions
     names = record.class_names
     cols = 5
@@ -105,6 +110,8 @@ def plot_worst(record: RunRecord, x_test: np.ndarray, path: Path) -> None:
 
 
 def worst_table(record: RunRecord) -> str:
+    """A markdown table of the record's worst test predictions: rank, image index, true and
+    predicted class, p(true class)."""
     names = record.class_names
     rows = [{"rank": w["rank"], "index": w["index"], "predicted": names[w["predicted"]],
              "actual": names[w["actual"]], "p(actual)": f"{w['p_actual']:.4f}"}
@@ -114,6 +121,8 @@ def worst_table(record: RunRecord) -> str:
 
 
 def class_accuracy_table(records: list[RunRecord]) -> str:
+    """A markdown table of test accuracy per class (rows) and framework (columns), from each
+    framework's first repeat."""
     chosen = first_repeat(records)
     names = next(iter(chosen.values())).class_names
     table = pd.DataFrame({"class": names})

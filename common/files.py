@@ -46,6 +46,7 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def write_text(path: str | Path, text: str) -> None:
+    """`text` into the file at `path`, atomically (its folder is created if missing)."""
     with atomic_file(path) as file:
         file.write(text)
 

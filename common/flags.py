@@ -33,6 +33,7 @@ class OneLineParser(argparse.ArgumentParser):
     status 2 from the command line, the same message as an exception from compare.run."""
 
     def error(self, message: str):
+        """Raise UserError(message) instead of printing usage and exiting."""
         raise UserError(f"{message} (see --help)")
 
 
@@ -83,6 +84,7 @@ class DefaultsFormatter(argparse.HelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of a run's flags (`compare.py --task ...`); `--help` lists every choice."""
     p = OneLineParser(
         description="Train the same CNN in Keras 3 and PyTorch and compare accuracy, loss and time.",
         formatter_class=DefaultsFormatter,
@@ -222,6 +224,7 @@ OUT_FORMATS = {".md": "markdown", ".tex": "latex", ".csv": "csv", ".html": "html
 
 
 def build_report_parser() -> argparse.ArgumentParser:
+    """The parser of `compare.py report PATH...`."""
     p = OneLineParser(
         prog="compare.py report", formatter_class=DefaultsFormatter,
         description="One table across runs: every run record (record-*.json) under the given "

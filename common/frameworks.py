@@ -18,6 +18,7 @@ from common.errors import UserError
 
 @dataclass(frozen=True)
 class Framework:
+    """One column of the comparison: a framework (or Keras backend) and what its process needs."""
     name: str
     impl: str  # the package with its code: keras_impl or torch_impl
     keras_backend: str | None  # KERAS_BACKEND for its process; None: not Keras
@@ -41,10 +42,12 @@ NAMES_HELP = "both (= keras,torch), all (every installed one), or a comma list o
 
 
 def missing_modules(name: str) -> list[str]:
+    """The modules framework `name` needs that cannot be imported here (found without importing them)."""
     return [m for m in FRAMEWORKS[name].needs if importlib.util.find_spec(m) is None]
 
 
 def installed() -> tuple[str, ...]:
+    """The frameworks whose modules are all installed, in FRAMEWORKS order."""
     return tuple(name for name in FRAMEWORKS if not missing_modules(name))
 
 
@@ -77,6 +80,7 @@ def reference(names: tuple[str, ...] | list[str]) -> str:
 
 
 def is_keras(name: str) -> bool:
+    """Whether `name` is Keras on some backend (False for torch and for unknown names)."""
     return FRAMEWORKS[name].keras_backend is not None if name in FRAMEWORKS else False
 
 

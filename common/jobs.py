@@ -20,10 +20,12 @@ class Job:
     callbacks: Callbacks = Callbacks()
 
     def to_dict(self) -> dict:
+        """The job file's JSON: kind 'train' and the fields."""
         return {"kind": "train", **asdict(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Job":
+        """A Job from its job file's JSON (to_dict's form)."""
         return cls(config=RunConfig.from_dict(data["config"]), record_path=data["record_path"],
                    repeat=data.get("repeat", 0), callbacks=Callbacks.from_dict(data["callbacks"]))
 
@@ -41,10 +43,12 @@ class GridJob:
     csv_path: str
 
     def to_dict(self) -> dict:
+        """The job file's JSON: kind 'grid' and the fields."""
         return {"kind": "grid", **asdict(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "GridJob":
+        """A GridJob from its job file's JSON (to_dict's form)."""
         return cls(keys=tuple(data["keys"]), labels=tuple(data["labels"]),
                    configs=tuple(RunConfig.from_dict(c) for c in data["configs"]),
                    cv=data["cv"], record_path=data["record_path"], csv_path=data["csv_path"])

@@ -45,6 +45,7 @@ _FORWARD: ContextVar[Callable[[str], None] | None] = ContextVar("forward", defau
 
 
 def to_stdout(line: str) -> None:
+    """Write one forwarded line to the current sys.stdout and flush it."""
     sys.stdout.write(line)  # looked up per line: a notebook or pytest may have replaced it
     sys.stdout.flush()
 

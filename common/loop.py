@@ -46,15 +46,22 @@ class Trainer(Protocol):
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Logits for x, inference mode (dropout off, BatchNorm on moving statistics)."""
 
-    def get_weights(self) -> Any: ...
+    def get_weights(self) -> Any:
+        """A copy of every weight (the framework's own container), for restore-best."""
 
-    def set_weights(self, weights: Any) -> None: ...
+    def set_weights(self, weights: Any) -> None:
+        """Put back weights from get_weights."""
 
-    def set_lr(self, lr: float) -> None: ...
+    def set_lr(self, lr: float) -> None:
+        """Set the optimizer's learning rate (reduce-on-plateau)."""
 
 
 @dataclass
 class FitResult:
+    """What `fit` returns: the per-epoch history and what the callbacks decided.
+
+    `history`: one dict per epoch run (epoch, train_loss, train_accuracy, val_loss, val_accuracy,
+    seconds, lr); losses are mean cross-entropy (natural log), accuracies fractions in [0, 1]."""
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0  # 1-based; 0 when no epoch had a finite validation loss
     stopped_early: bool = False
@@ -63,14 +70,21 @@ class FitResult:
 
     @property
     def epoch_seconds(self) -> list[float]:
+        """Wall-clock seconds of each epoch run (training pass plus validation prediction)."""
         return [h["seconds"] for h in self.history]
 
     @property
     def train_seconds(self) -> float:
+        """The timed training seconds: the sum of the epoch seconds."""
         return float(sum(self.epoch_seconds))
 
 
 def first_epoch_overhead(epoch_seconds: list[float], first_epoch_batches: list[float]) -> float:
+    """Seconds the first epoch took beyond a steady one (tracing, compilation, warm-up), >= 0.
+
+    With two or more epochs: the first epoch's seconds minus the median of the later ones; with
+    one epoch, the first batch's seconds minus the median of that epoch's later batches
+    (`first_epoch_batches`); 0.0 when neither has two entries."""
     if len(epoch_seconds) >= 2:
         return max(epoch_seconds[0] - statistics.median(epoch_seconds[1:]), 0.0)
     if len(first_epoch_batches) >= 2:
@@ -91,6 +105,14 @@ def fit(
     lr: float,
     callbacks: Callbacks,
 ) -> FitResult:
+    """Train `trainer` for up to `epochs` epochs under the module's timing and callback rules.
+
+    `x_train` (N, H, W, C) float32 with int64 labels `y_train` (N,); `x_val`, `y_val` likewise.
+    Each epoch visits x_train in common.splits.epoch_order(N, seed, epoch) in mini-batches of
+    `batch_size` (the last one smaller), then predicts x_val; validation loss and accuracy come
+    from common.metrics.score. `lr` is the starting learning rate (reduce-on-plateau lowers it).
+    Stops early on a non-finite loss (`diverged`) or per `callbacks`; with restore_best the best
+    epoch's weights are put back. Per-epoch lines go to stderr. Returns the FitResult."""
     result = FitResult()
     best_loss, best_weights, wait, plateau_wait = math.inf, None, 0, 0
     first_batches: list[float] = []

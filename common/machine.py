@@ -116,6 +116,7 @@ class Contention:
     busy: bool
 
     def to_dict(self) -> dict:
+        """The record's `contention` field."""
         return asdict(self)
 
 

@@ -15,6 +15,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix
 
 @dataclass(frozen=True)
 class Scores:
+    """Loss and accuracy of one set of predictions (common.metrics.score)."""
     loss: float  # mean softmax cross-entropy (natural log), computed in float64
     accuracy: float  # fraction in [0, 1]
 
@@ -26,6 +27,11 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def score(logits: np.ndarray, labels: np.ndarray) -> Scores:
+    """Loss and accuracy of `logits` (N, classes) against int `labels` (N,).
+
+    Loss: mean softmax cross-entropy in nats, computed in float64; nan when any logit is not
+    finite (the accuracy is still the argmax's). Accuracy: a fraction in [0, 1]. Raises
+    ValueError when logits are not 2-D or their count differs from the labels'."""
     logits = np.asarray(logits)
     if logits.ndim != 2 or len(logits) != len(labels):
         raise ValueError(f"logits of shape {logits.shape} do not match {len(labels)} labels")

@@ -23,6 +23,8 @@ TOLERANCE = 1e-4
 
 def parity_batch(input_shape: tuple[int, int, int], num_classes: int, n: int = 16,
                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed batch every framework runs the parity check on: `n` uniform [0, 1) float32 images
+    of `input_shape` (H, W, C) and their int64 labels in [0, num_classes), from `seed`."""
     rng = np.random.default_rng([seed, 7])
     x = rng.random((n, *input_shape), dtype=np.float32)
     y = rng.integers(0, num_classes, size=n).astype(np.int64)
@@ -36,6 +38,7 @@ def without_dropout(arch: ArchSpec) -> ArchSpec:
 
 
 def default_optimizers() -> list[dict]:
+    """Every registered optimizer with its default hyperparameters (common.optim.resolve_optimizer)."""
     return [resolve_optimizer(name) for name in OPTIMIZERS]
 
 
@@ -62,6 +65,8 @@ def compare_outputs(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[
 
 def case_to_dict(name: str, arch: ArchSpec, input_shape, num_classes: int, seed: int,
                  optimizers: list[dict]) -> dict:
+    """One parity case as the JSON a parity job carries: the model's name, its architecture, input
+    shape (H, W, C), classes, seed and the optimizers to step."""
     from dataclasses import asdict
 
     return {"name": name, "arch": asdict(arch), "input_shape": list(input_shape),
@@ -69,4 +74,5 @@ def case_to_dict(name: str, arch: ArchSpec, input_shape, num_classes: int, seed:
 
 
 def case_arch(case: dict) -> ArchSpec:
+    """The ArchSpec of a case_to_dict case."""
     return ArchSpec.from_dict(case["arch"])

@@ -39,6 +39,10 @@ TRANSFER_FLAGS = ("backbone", "weights", "fine_tune_layers", "fine_tune_lr", "fi
 
 
 def transfer_from_args(args: argparse.Namespace, lr: float, epochs: int) -> TransferSpec | None:
+    """The TransferSpec the transfer flags describe (defaults filled in; `lr` and `epochs` are
+    the head phase's, which the fine-tuning defaults derive from), or None for --pipeline cnn.
+    Raises UserError when a transfer flag is given without --pipeline transfer, or --weights is
+    unusable."""
     if args.pipeline != "transfer":
         given = [f"--{f.replace('_', '-')}" for f in TRANSFER_FLAGS if getattr(args, f) is not None]
         if given:

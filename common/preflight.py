@@ -83,5 +83,6 @@ def check_weights(plan: Plan) -> None:
 
 
 def input_shape(ds: Dataset) -> tuple[int, int, int]:
+    """The (H, W, C) of the dataset's images."""
     return tuple(int(d) for d in ds.x_train.shape[1:])
 

@@ -66,10 +66,13 @@ class RunRecord:
     contention: dict | None = None
 
     def to_dict(self) -> dict:
+        """The record as written to JSON."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunRecord":
+        """A RunRecord from its JSON. Raises RecordError when a required field is missing; unknown
+        keys are ignored."""
         values = _known_fields(cls, data)
         values["config"] = RunConfig.from_dict(values["config"])
         values["callbacks"] = Callbacks.from_dict(values["callbacks"])
@@ -121,6 +124,8 @@ class GridRecord:
 
     @classmethod
     def from_dict(cls, data: dict) -> "GridRecord":
+        """A GridRecord from its JSON. Raises RecordError when a required field is missing; unknown
+        keys are ignored."""
         values = _known_fields(cls, data)
         values["configs"] = [RunConfig.from_dict(c) for c in values["configs"]]
         values["results"] = [GridPoint(**_known_fields(GridPoint, r)) for r in values["results"]]
@@ -145,6 +150,7 @@ class StudyRow:
 
     @classmethod
     def from_dict(cls, data: dict) -> "StudyRow":
+        """A StudyRow from its JSON. Raises RecordError when a required field is missing."""
         return cls(**_known_fields(cls, data))
 
 
@@ -166,10 +172,13 @@ def _known_fields(cls: type, data: Any) -> dict:
 
 
 def read_record(path: str | Path) -> RunRecord:
+    """The RunRecord in the JSON file at `path`. Raises RecordError (one line naming the file) when
+    it is unreadable, invalid or incomplete."""
     return _read(path, RunRecord)
 
 
 def read_grid_record(path: str | Path) -> GridRecord:
+    """The GridRecord in the JSON file at `path`. Raises RecordError as read_record does."""
     return _read(path, GridRecord)
 
 

@@ -245,6 +245,8 @@ PRESETS: Mapping[str, ArchSpec] = _Presets()
 
 
 def get_preset(name: str) -> ArchSpec:
+    """The preset architecture `name` (common.specs.PRESETS). Raises UserError naming the presets
+    for an unknown name."""
     if name not in PRESETS:
         raise UserError(f"unknown model {name!r}; choose one of: {', '.join(PRESETS)}, or give "
                         "the path of an architecture file (.toml)")
@@ -327,6 +329,8 @@ def conv_kernel(arch: ArchSpec) -> int | None:
 
 
 def hidden_dense(arch: ArchSpec) -> tuple[int, ...]:
+    """The units of each dense layer of `arch`, in order (the classifier is added by layer_table,
+    not listed)."""
     return tuple(s.units for s in arch.layers if s.type == "dense")
 
 
@@ -532,6 +536,8 @@ def layer_table(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: 
 
 
 def count_params(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: int) -> int:
+    """Trainable parameters of `arch` on (H, W, C) inputs with `num_classes` outputs, classifier
+    included (the sum of layer_table's rows). Raises UserError as layer_table does."""
     return sum(row.params for row in layer_table(arch, input_shape, num_classes))
 
 

@@ -17,11 +17,13 @@ from common.errors import UserError
 
 @dataclass(frozen=True)
 class Split:
+    """Index arrays into a dataset's training pool: the training and validation examples."""
     train: np.ndarray  # indices into the dataset's training pool, int64
     val: np.ndarray
 
     @property
     def hash(self) -> str:
+        """The split's index_hash: equal in two records exactly when they used the same examples."""
         return index_hash(self.train, self.val)
 
 

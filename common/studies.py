@@ -242,6 +242,7 @@ def finished(path: Path, read: Callable[[Path], Any] = read_record) -> Any:
 
 
 def record_path(folder: Path, point: dict, framework: str) -> Path:
+    """Where a sweep point's run record for `framework` goes: <folder>/record-<point>-<framework>.json."""
     return folder / f"record-{point_name(point)}-{framework}.json"
 
 
@@ -319,6 +320,8 @@ def sweep_rows(folder: Path, points: list[dict], frameworks: tuple) -> list[Stud
 
 def study_config(command: str, kind: str, frameworks: tuple, study: Study,
                  base: RunConfig, **extra: Any) -> dict:
+    """The study's config.json: command, kind, frameworks, the studied values (labels), the base
+    configuration and any `extra` entries."""
     return {"command": command, "kind": kind, "frameworks": list(frameworks),
             "study": {k: [SETTINGS[k].label(v) for v in vs] for k, vs in study.items()},
             **extra, "base_config": base.to_dict()}
@@ -359,6 +362,7 @@ def sweep_study(folder: Path, study: Study, configs: list[RunConfig], frameworks
 
 
 def grid_record_path(folder: Path, framework: str) -> Path:
+    """Where a grid study's record for `framework` goes: <folder>/grid-<framework>.json."""
     return folder / f"grid-{framework}.json"
 
 

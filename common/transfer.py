@@ -181,12 +181,14 @@ def stage_first_blocks(b: Backbone) -> dict[int, int]:
 
 
 def get_backbone(name: str) -> Backbone:
+    """The registered Backbone `name`. Raises UserError naming the backbones for an unknown name."""
     if name not in BACKBONES:
         raise UserError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
     return BACKBONES[name]
 
 
 def is_path(weights: str) -> bool:
+    """Whether --weights names a file (anything but imagenet and none)."""
     return weights not in WEIGHT_CHOICES
 
 
@@ -246,6 +248,7 @@ class TransferSpec:
 
     @property
     def info(self) -> Backbone:
+        """The registered Backbone of `backbone`."""
         return BACKBONES[self.backbone]
 
     def preprocessing(self, framework: str) -> Preprocessing:
@@ -255,6 +258,7 @@ class TransferSpec:
         return self.info.keras_preprocessing
 
     def weights_label(self) -> str:
+        """imagenet, none, or the PATH's file name (reports and tables)."""
         return Path(self.weights).name if is_path(self.weights) else self.weights
 
 

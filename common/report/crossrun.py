@@ -48,6 +48,7 @@ class CrossRun:
         return pd.DataFrame(rows, columns=self.columns)
 
     def shared_line(self) -> str:
+        """The line above the table: the configuration values every row shares."""
         return "Same in every run: " + ", ".join(f"{k}={cell(v)}" for k, v in self.shared.items())
 
 

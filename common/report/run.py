@@ -24,6 +24,7 @@ COLUMNS = (
 
 
 def markdown(table: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub markdown table, cells as they are (no number reformatting)."""
     return table.to_markdown(index=False, disable_numparse=True)
 
 
@@ -77,6 +78,7 @@ def setup_warning(records: list[RunRecord]) -> str | None:
 
 
 def group_by_framework(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
+    """The records per framework, in the order the frameworks first appear."""
     groups: dict[str, list[RunRecord]] = collections.defaultdict(list)
     for r in records:
         groups[r.framework].append(r)

@@ -29,6 +29,8 @@ SWEEP_COLUMNS = ("framework", "test accuracy", "test loss", "final val loss", "t
 
 
 def sweep_table(rows: list[StudyRow], keys: list[str]) -> str:
+    """The sweep's markdown table: the swept settings (`keys`), then framework, test accuracy and
+    loss, final validation loss, training seconds and status, one row per StudyRow."""
     table = [{**row.point, "framework": row.framework,
               "test accuracy": _value(row.test_accuracy, 4), "test loss": _value(row.test_loss, 4),
               "final val loss": _value(row.final_val_loss, 4),
@@ -37,6 +39,8 @@ def sweep_table(rows: list[StudyRow], keys: list[str]) -> str:
 
 
 def sweep_report(task: str, keys: list[str], command: str, table: str, plot: str | None) -> str:
+    """The sweep's report.md: task, command, the table and, if drawn, the figure `plot` (a file name
+    beside it)."""
     lines = [f"# Sweep on {task}: {', '.join(keys)}", "", f"Command: `{command}`", "", table, ""]
     if plot:
         lines += [f"![test accuracy and training seconds against {keys[0]}]({plot})", "",
@@ -65,6 +69,8 @@ def grid_tables(records: list[GridRecord]) -> list[tuple[str, str]]:
 
 
 def best_table(records: list[GridRecord]) -> str:
+    """A markdown table of each framework's best grid point: its settings, cross-validation
+    accuracy, test accuracy and loss after the refit."""
     rows = [{
         "framework": rec.framework,
         "best parameters": ", ".join(f"{k}={v}" for k, v in rec.labels[rec.best_index].items()),
@@ -78,6 +84,8 @@ def best_table(records: list[GridRecord]) -> str:
 
 
 def grid_report(records: list[GridRecord], keys: list[str], command: str) -> str:
+    """The grid study's report.md: command, the best points, and each framework's table of every
+    point (grid_tables)."""
     same_folds = len({r.folds_hash for r in records}) == 1
     first = records[0]
     lines = [f"# Grid search on {first.task}: {', '.join(keys)}", "", f"Command: `{command}`", ""]

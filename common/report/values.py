@@ -47,6 +47,7 @@ CONFIG_KEYS = (
 
 @dataclass(frozen=True)
 class Metric:
+    """How a metric column reads a record, and its printed decimals."""
     read: Callable[[RunRecord], float]
     digits: int  # decimals in the printed table
 

@@ -77,6 +77,9 @@ def run(framework: str, job: dict) -> None:
 
 
 def main(argv: list[str]) -> None:
+    """`python -m common.worker FRAMEWORK JOB.json` (argv without the program): set the thread
+    policy and KERAS_BACKEND before any framework is imported, then run the job. Exits with a
+    UserError's code after one `error: FRAMEWORK: ...` line on stderr, 130 on Ctrl-C."""
     framework, job_path = argv
     process.THREAD_POLICY_IN_FORCE.update(apply_thread_policy())  # before any framework is imported
     backend = FRAMEWORKS[framework].keras_backend

@@ -32,6 +32,7 @@ class RunOutcome:
 
 @dataclass(frozen=True)
 class PhaseResult:
+    """One transfer-learning phase: its fit result and the record's facts about it."""
     name: str  # head | fine-tune
     result: FitResult
     inputs: str  # images | cached features
