@@ -120,6 +120,7 @@ class GridRecord:
     environment: dict[str, Any]
 
     def to_dict(self) -> dict:
+        """The record as written to JSON."""
         return dataclasses.asdict(self)
 
     @classmethod
@@ -146,6 +147,7 @@ class StudyRow:
     diverged: bool = False
 
     def to_dict(self) -> dict:
+        """The record as written to JSON."""
         return dataclasses.asdict(self)
 
     @classmethod

@@ -65,6 +65,9 @@ def estimator_params(cfg: RunConfig) -> dict:
 
 
 def make_estimator(cfg: RunConfig, data: PreparedData) -> DatasetClassesClassifier:
+    """The scikit-learn estimator GridSearchCV clones per fold, set up from the grid's first
+    config and the prepared data's shape and classes (one GridBackend function; mirrors
+    torch_impl.grid.make_estimator)."""
     resolve_device(cfg.device)  # --device cpu hides the GPUs from TensorFlow
     # Every GridSearchCV fit builds a new model, so TensorFlow warns that it "retraced" the
     # predict function; that is expected here, not a performance bug worth a warning per fit.
@@ -77,14 +80,17 @@ def make_estimator(cfg: RunConfig, data: PreparedData) -> DatasetClassesClassifi
 
 
 def to_input(x: np.ndarray) -> np.ndarray:
+    """Prepared NHWC float32 images as this framework's model takes them (NHWC)."""
     return x  # Keras is channels-last, like the prepared arrays
 
 
 def predict_logits(estimator: KerasClassifier, x: np.ndarray) -> np.ndarray:
+    """Logits (N, classes) of the fitted estimator's model for inputs from to_input, inference mode."""
     return estimator.model_.predict(x, batch_size=EVAL_BATCH_SIZE, verbose=0)
 
 
 def count_params(estimator: KerasClassifier) -> int:
+    """Trainable parameters of the fitted estimator's model."""
     return count_model_params(estimator.model_)
 
 

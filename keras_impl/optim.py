@@ -10,6 +10,9 @@ import keras
 
 
 def make_optimizer(hp: dict) -> keras.optimizers.Optimizer:
+    """The optimizer of hyperparameters `hp` (common.optim.resolve_optimizer: name, lr and the
+    rest, Keras' meaning on both sides). Mirrors torch_impl.optim.make_optimizer. ValueError for an
+    unknown name."""
     name = hp["name"]
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate=hp["lr"], momentum=hp["momentum"], nesterov=False)
@@ -36,4 +39,5 @@ def make_optimizer(hp: dict) -> keras.optimizers.Optimizer:
 
 
 def set_lr(optimizer: keras.optimizers.Optimizer, lr: float) -> None:
+    """Set the optimizer's learning rate to `lr` for the following steps."""
     optimizer.learning_rate.assign(lr)

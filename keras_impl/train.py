@@ -204,6 +204,9 @@ class BatchTimer(keras.callbacks.Callback):
 
 
 class KerasTrainer:
+    """The common.loop.Trainer of Keras (any backend): a compiled model fed the mini-batches in
+    the order common.loop gives (the same as PyTorch's). Mirrors torch_impl.train.TorchTrainer."""
+
     name = "keras"
 
     def __init__(self, cfg: RunConfig, data: PreparedData, weights: list | None, device: str,
@@ -253,4 +256,8 @@ class KerasTrainer:
 
 def make_trainer(cfg: RunConfig, data: PreparedData, weights: list | None, device: str,
                  model: keras.Model | None = None) -> KerasTrainer:
+    """The common.loop.Trainer of this framework for `cfg` and the prepared data's shape and
+    classes: a new model from cfg.arch (with `weights`, common.init's shared start, or the
+    framework's own init for None), or `model` when given (transfer learning); on `device`.
+    Mirrors torch_impl.train.make_trainer."""
     return KerasTrainer(cfg, data, weights, device, model)

@@ -365,6 +365,9 @@ class TransferModel:
 
 def make_transfer_model(cfg: RunConfig, data: PreparedData, front: list | tuple,
                         device: str) -> TransferModel:
+    """The TransferModel of cfg.transfer for the prepared data's shape and classes, with the
+    augmentation `front` before the preprocessing, on `device`. Mirrors
+    torch_impl.transfer.make_transfer_model."""
     return TransferModel(cfg.transfer, data.input_shape, data.num_classes, cfg.seed,
                          cfg.init == "shared", front, device, cfg.download, cfg.cache_dir)
 

@@ -71,6 +71,9 @@ def estimator_params(cfg: RunConfig) -> dict:
 
 
 def make_estimator(cfg: RunConfig, data: PreparedData) -> SeededNeuralNetClassifier:
+    """The scikit-learn estimator GridSearchCV clones per fold, set up from the grid's first
+    config and the prepared data's shape and classes (one GridBackend function; mirrors
+    keras_impl.grid.make_estimator)."""
     return SeededNeuralNetClassifier(
         SpecNet, module__input_shape=data.input_shape, module__num_classes=data.num_classes,
         # The dataset's classes in every fit: skorch would otherwise infer them from each fold's
@@ -84,14 +87,17 @@ def make_estimator(cfg: RunConfig, data: PreparedData) -> SeededNeuralNetClassif
 
 
 def to_input(x: np.ndarray) -> np.ndarray:
+    """Prepared NHWC float32 images as this framework's model takes them (NCHW)."""
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # NHWC -> NCHW
 
 
 def predict_logits(estimator: SeededNeuralNetClassifier, x: np.ndarray) -> np.ndarray:
+    """Logits (N, classes) of the fitted estimator's model for inputs from to_input, inference mode."""
     return estimator.forward(x, training=False).numpy()
 
 
 def count_params(estimator: SeededNeuralNetClassifier) -> int:
+    """Trainable parameters of the fitted estimator's model."""
     return count_model_params(estimator.module_)
 
 

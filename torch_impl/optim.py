@@ -73,6 +73,9 @@ class KerasFormRMSprop(torch.optim.Optimizer):
 
 
 def make_optimizer(params: Iterable, hp: dict) -> torch.optim.Optimizer:
+    """The optimizer of hyperparameters `hp` (common.optim.resolve_optimizer: name, lr and the
+    rest, Keras' meaning on both sides). Mirrors keras_impl.optim.make_optimizer. ValueError for an
+    unknown name."""
     name = hp["name"]
     if name == "sgd":
         return torch.optim.SGD(params, lr=hp["lr"], momentum=hp["momentum"], dampening=0.0,
@@ -101,5 +104,6 @@ def make_optimizer(params: Iterable, hp: dict) -> torch.optim.Optimizer:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set the optimizer's learning rate to `lr` for the following steps."""
     for group in optimizer.param_groups:
         group["lr"] = lr

@@ -26,6 +26,10 @@ def _model(arch: ArchSpec, input_shape, num_classes: int, weights) -> torch.nn.S
 
 def parity_outputs(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: int, seed: int,
                    x: np.ndarray, y: np.ndarray, optimizers: list[dict]) -> dict[str, np.ndarray]:
+    """From the shared initial weights of `arch` (common.init): the logits of `x` (N, H, W, C)
+    float32 in inference mode, and per optimizer of `optimizers` the weights after one training
+    step on (x, int64 labels `y`), as named arrays (common.parity.compare_outputs reads them).
+    Mirrors keras_impl.parity.parity_outputs."""
     weights = initial_weights(arch, input_shape, num_classes, seed)
     xt, yt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y)
     model = _model(arch, input_shape, num_classes, weights).eval()
@@ -44,4 +48,5 @@ def parity_outputs(arch: ArchSpec, input_shape: tuple[int, int, int], num_classe
 
 
 def count_model_params(arch: ArchSpec, input_shape, num_classes: int) -> int:
+    """Trainable parameters of the model built from `arch` for (H, W, C) inputs and `num_classes`."""
     return count_params(build_model(arch, input_shape, num_classes))

@@ -26,6 +26,7 @@ from torch_impl.optim import make_optimizer, set_lr
 
 
 def resolve_device(requested: str) -> str:
+    """'cpu' | 'cuda' | 'auto' -> 'cpu' | 'cuda'. Raises UserError for cuda without a CUDA GPU."""
     if requested == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu or auto")
     if requested == "auto":
@@ -146,4 +147,8 @@ class TorchTrainer:
 
 def make_trainer(cfg: RunConfig, data: PreparedData, weights: list | None, device: str,
                  model: torch.nn.Module | None = None) -> TorchTrainer:
+    """The common.loop.Trainer of this framework for `cfg` and the prepared data's shape and
+    classes: a new model from cfg.arch (with `weights`, common.init's shared start, or the
+    framework's own init for None), or `model` when given (transfer learning); on `device`.
+    Mirrors keras_impl.train.make_trainer."""
     return TorchTrainer(cfg, data, weights, device, model)

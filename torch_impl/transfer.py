@@ -192,6 +192,7 @@ def load_imagenet_arrays(model: ResNet50V2, path: str) -> None:
 
 
 def keras_bn(channels: int) -> nn.BatchNorm2d:
+    """A BatchNorm2d with Keras' epsilon (1.001e-5), as keras.applications' ResNet50V2 has."""
     return nn.BatchNorm2d(channels, eps=KERAS_BN_EPSILON)
 
 
@@ -470,6 +471,9 @@ class TransferModel:
 
 def make_transfer_model(cfg: RunConfig, data: PreparedData, front: list | tuple,
                         device: str) -> TransferModel:
+    """The TransferModel of cfg.transfer for the prepared data's shape and classes, with the
+    augmentation `front` before the preprocessing, on `device`. Mirrors
+    keras_impl.transfer.make_transfer_model."""
     return TransferModel(cfg.transfer, data.input_shape, data.num_classes, cfg.seed,
                          cfg.init == "shared", front, device, cfg.download, cfg.cache_dir)
 
