@@ -21,7 +21,8 @@ from common.launch import command_line
 from common.loop import Callbacks
 from common.machine import free_cores
 from common.optim import resolve_optimizer
-from common.specs import ArchSpec, customize, get_arch, parse_filters
+from common.knobs import customize, parse_filters
+from common.specs import ArchSpec, get_arch
 from common.studies import Study, parse_study, product
 from common.tasks import OWN_IMAGES, get_task
 from common.transfer import (

@@ -44,8 +44,7 @@ from common.records import RunRecord, StudyRow, read_grid_record, read_record
 from common.report.studies import (best_table, grid_frame, grid_report, grid_tables, sweep_report,
                                    sweep_table)
 from common.report.values import results_csv
-from common.specs import (conv_batch_norm, conv_filters, conv_kernel, dense_dropout,
-                          hidden_dense)
+from common.knobs import conv_batch_norm, conv_filters, conv_kernel, dense_dropout, hidden_dense
 from common.tasks import task_slug
 
 # ---------------------------------------------------------------------------------------------

@@ -144,7 +144,7 @@ def load_path_weights(base: keras.Model, weights: str, cache_dir: str | None) ->
 def keras_arrays(base: keras.Model) -> dict[str, np.ndarray]:
     """Every weight of the base as Keras stores it, named '<layer>.<weight>' (e.g.
     'conv1_conv.kernel', 'post_bn.moving_variance'), in layer order: what the PyTorch twin
-    loads by name (torch_impl.transfer.load_imagenet_arrays transposes the kernels)."""
+    loads by name (torch_impl.resnet50v2.load_imagenet_arrays transposes the kernels)."""
     return {f"{layer.name}.{w.name}": np.asarray(w.numpy(), np.float32)
             for layer in base.layers for w in layer.weights}
 

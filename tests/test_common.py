@@ -12,9 +12,9 @@ from conftest import ROOT
 from common.errors import UserError
 from common.metrics import confusion, cross_entropy, score
 from common.optim import OPTIMIZERS, resolve_optimizer
-from common.specs import (PRESETS, conv_batch_norm, conv_filters, conv_kernel, count_params,
-                          customize, dense_dropout, get_preset, hidden_dense, layer_table,
-                          parse_filters, same_padding)
+from common.knobs import (conv_batch_norm, conv_filters, conv_kernel, customize, dense_dropout,
+                          hidden_dense, parse_filters)
+from common.specs import PRESETS, count_params, get_preset, layer_table, same_padding
 from common.splits import epoch_order, make_split
 
 # every module of common/ and its packages (common.worker's __main__ runs only as a process)

@@ -11,7 +11,8 @@ from common.frameworks import REFERENCE, installed, is_keras
 from common.launch import run_parity
 from common.optim import OPTIMIZERS
 from common.parity import TOLERANCE, case_to_dict, default_optimizers
-from common.specs import PRESETS, count_params, customize, get_preset, load_arch_file
+from common.knobs import customize
+from common.specs import PRESETS, count_params, get_preset, load_arch_file
 from common.tasks import TASKS
 
 NUM_CLASSES = 10

@@ -14,10 +14,10 @@ from conftest import main_error, records_of, run_compare, run_dirs
 from common.errors import UserError
 from common.init import initial_weights
 from common.optim import OPTIMIZERS, resolve_optimizer
-from common.specs import (LAYER_TYPES, PRESETS, ArchSpec, conv_batch_norm, conv_filters,
-                          count_params, customize, dense_dropout, get_arch, get_preset,
-                          forward_flops, hidden_dense, layer_table, load_arch_file,
+from common.knobs import (conv_batch_norm, conv_filters, customize, dense_dropout, hidden_dense,
                           parse_filters)
+from common.specs import (LAYER_TYPES, PRESETS, ArchSpec, count_params, forward_flops, get_arch,
+                          get_preset, layer_table, load_arch_file)
 from common.studies import parse_study
 
 # A student's file: a size-keeping pool, dropout after a conv block, batch norm after a dense

@@ -23,8 +23,7 @@ import pandas as pd
 
 from common.config import Callbacks, RunConfig
 from common.records import RunRecord, collect_records
-from common.specs import (conv_batch_norm, conv_filters, conv_kernel, dense_dropout,
-                          hidden_dense)
+from common.knobs import conv_batch_norm, conv_filters, conv_kernel, dense_dropout, hidden_dense
 from common.report.run import steady_epoch_seconds
 
 
