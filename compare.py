@@ -71,6 +71,5 @@ def load(*paths: str | Path, **options: Any) -> pd.DataFrame:
     return report_command(argv, echo=False)
 
 
-
 if __name__ == "__main__":
     sys.exit(cli())

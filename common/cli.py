@@ -66,7 +66,6 @@ def execute(argv: list[str] | None = None) -> Path | None:
     return None
 
 
-
 def report_command(argv: list[str], echo: bool = True) -> pd.DataFrame:
     """`compare.py report PATH...`: collect the records, build the table across runs, write
     what was asked for, print the table last (echo). Returns the table's DataFrame."""
@@ -117,7 +116,6 @@ def report_command(argv: list[str], echo: bool = True) -> pd.DataFrame:
     return frame
 
 
-
 def flags_to_argv(parser: argparse.ArgumentParser, options: dict[str, Any]) -> list[str]:
     """Keyword arguments -> the flags they mirror (`batch_size=64` -> `--batch-size 64`), so the
     same parser and checks see them. True: the flag; False: its `--no-` form (or nothing);
@@ -147,7 +145,6 @@ def flags_to_argv(parser: argparse.ArgumentParser, options: dict[str, Any]) -> l
         else:
             argv += given(flag, value)
     return argv
-
 
 
 def main(argv: list[str] | None = None) -> int:

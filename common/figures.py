@@ -33,7 +33,6 @@ FRAMEWORK_STYLE = {
 }
 
 
-
 def _subplots(*grid: int, figsize: tuple[float, float], squeeze: bool = True):
     """(figure, axes) like pyplot.subplots, on a Figure that belongs to no pyplot state."""
     fig = Figure(figsize=figsize)

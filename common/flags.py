@@ -217,8 +217,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-
-
 OUT_FORMATS = {".md": "markdown", ".tex": "latex", ".csv": "csv", ".html": "html",
                ".htm": "html"}
 

@@ -30,7 +30,6 @@ class Job:
                    repeat=data.get("repeat", 0), callbacks=Callbacks.from_dict(data["callbacks"]))
 
 
-
 @dataclass(frozen=True)
 class GridJob:
     """A grid search handed to a framework process: one resolved config per grid point."""

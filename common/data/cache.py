@@ -43,7 +43,6 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "dlcv-compare"
 
 
-
 def _cache_dir(cache_dir: str | Path | None) -> Path:
     return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
 
@@ -95,7 +94,6 @@ def _retrieve(urls: Sequence[str], md5: str, fname: str, dest: Path,
             f"{md5}): the download is corrupt; retry later, or pass --data-dir DIR with a good copy"
         )
     raise _DownloadFailed("; ".join(failures))
-
 
 
 # ----------------------------------------------------------------------------- decoded-array cache

@@ -18,7 +18,6 @@ OWN_KINDS = ("folder", "csv")  # the task prefixes of own images: folder:PATH, c
 _MAX_REASON_CHARS = 150
 
 
-
 @dataclass(frozen=True)
 class Dataset:
     """A task's train and test arrays, identical for both framework back-ends."""
@@ -56,7 +55,6 @@ class _DownloadFailed(Exception):
     """Every mirror failed (offline, HTTP error...); the caller turns this into 'not found'."""
 
 
-
 def task_slug(task: str) -> str:
     """A file-name-safe name: 'digits' -> 'digits', 'folder:/a/b/pets' -> 'folder-pets',
     'csv:/x/train.csv' -> 'csv-train' (the decoded-array cache and run folders are named by it)."""
@@ -70,7 +68,6 @@ def task_slug(task: str) -> str:
 
 # Every loader takes the task string and the same keyword options (common.tasks.load_dataset
 # passes them all); each ignores the options that do not apply to it.
-
 
 
 def _one_line(error: BaseException | str) -> str:
@@ -87,7 +84,6 @@ def _corrupt(path: str | Path, detail: str) -> DataError:
 def _not_found(what: str, looked: Sequence[Path], notes: Sequence[str], how: str) -> DataError:
     places = ", ".join(str(p) for p in looked)
     return DataError(f"{what} data not found: looked in {places}; {'; '.join(notes)}; {how}")
-
 
 
 # ----------------------------------------------------------------------------- validation

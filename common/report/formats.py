@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-
 from common.errors import UserError
 from common.report.crossrun import CrossRun
 from common.report.run import markdown

@@ -103,8 +103,6 @@ def grid_report(records: list[GridRecord], keys: list[str], command: str) -> str
     return "\n".join(lines)
 
 
-
-
 def grid_frame(records: list[GridRecord]) -> pd.DataFrame:
     """A grid study's results.csv: one row per framework and grid point (its configuration and
     cross-validation result); the refitted best point also carries the test metrics."""

@@ -27,7 +27,6 @@ from common.knobs import conv_batch_norm, conv_filters, conv_kernel, dense_dropo
 from common.report.run import steady_epoch_seconds
 
 
-
 # Where the data is read from, not what is trained: never a column.
 NOT_COLUMNS = ("data_dir", "cache_dir", "image_dir", "download")
 
@@ -147,8 +146,6 @@ def results_csv(folder: Path) -> str:
     """results.csv of a run or sweep folder: one row per record in it (records_frame)."""
     found, _ = collect_records([folder])
     return records_frame([(folder.name, f.path.name, f.record) for f in found]).to_csv(index=False)
-
-
 
 
 def _union(rows: list[dict]) -> list[str]:

@@ -48,7 +48,6 @@ def silenced_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
-
 def environment(threads: int, device: str, framework_facts: dict) -> dict:
     """Machine and version facts for a record, and which frameworks this process loaded."""
     return {
