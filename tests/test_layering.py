@@ -157,11 +157,13 @@ def test_the_graph_is_read(imports):
 
 
 def test_the_process_boundary_holds(imports):
-    assert boundary_violations(*imports) == []
+    problems = boundary_violations(*imports)
+    assert not problems, "\n".join(problems)
 
 
 def test_no_import_cycle(imports):
-    assert cycles(imports[0]) == []
+    found = cycles(imports[0])
+    assert not found, "\n".join(" <-> ".join(c) for c in found)
 
 
 @pytest.mark.parametrize("source, target, expected", [
