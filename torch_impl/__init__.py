@@ -1,1 +1,2 @@
-"""PyTorch side of dlcv-compare; mirrors keras_impl file for file, function for function."""
+"""PyTorch side of dlcv-compare; mirrors keras_impl file for file, function for function (except
+resnet50v2.py: PyTorch's twin of a graph only Keras ships)."""
