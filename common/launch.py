@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -78,6 +78,29 @@ def run_worker(framework: str, job: dict, job_path: Path) -> int:
         except BaseException:  # e.g. a notebook's interrupt: the framework process stops too
             proc.kill()
             raise
+
+
+# One framework job to run: (framework, label for a failure line, the job's dict, its job file).
+WorkerJob = tuple[str, str, dict, Path]
+
+
+def run_jobs(jobs: Iterable[WorkerJob]) -> list[str]:
+    """Run framework jobs one after the other, each in its own process (run_worker): the one
+    loop of comparisons, repeats and studies. `jobs` may be a generator (it can print progress
+    or skip finished work as it goes). Returns a line per failed job ('<label> (exit N)'), and
+    'interrupted' last when Ctrl-C, or a framework process interrupted (exit 130), stopped the
+    loop; the jobs after that are not run."""
+    failed: list[str] = []
+    try:
+        for framework, label, job, job_path in jobs:
+            code = run_worker(framework, job, job_path)
+            if code == 130:  # the framework process was interrupted: so is the whole run
+                raise KeyboardInterrupt
+            if code != 0:
+                failed.append(f"{label} (exit {code})")
+    except KeyboardInterrupt:
+        failed.append("interrupted")
+    return failed
 
 
 def call_worker(framework: str, job: dict) -> str:

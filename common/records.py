@@ -3,8 +3,8 @@
 Every result file is one of the dataclasses below, written with common.files.write_json
 (atomically: a reader, a resumed study or a Ctrl-C never sees half a file) and read back with
 `read_record` / `read_grid_record`, which turn a corrupt or incomplete file into one
-`RecordError` line naming it. Reports and tables are built only from these records (never from in-memory state), so
-whatever a table shows can be re-derived from the files in a results folder.
+`RecordError` line naming it. Reports and tables are built only from these records (never from
+in-memory state), so whatever a table shows can be re-derived from the files in a results folder.
 `results/README.md` lists exactly these fields (a test compares the two).
 """
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from common.data import Dataset
@@ -15,7 +16,7 @@ from common.figures import write_figures
 from common.files import write_json, write_text
 from common.frameworks import REFERENCE, installed, is_keras
 from common.jobs import Job
-from common.launch import call_worker, new_run_dir, run_parity, run_worker
+from common.launch import WorkerJob, call_worker, new_run_dir, run_jobs, run_parity
 from common.parity import case_to_dict, default_optimizers
 from common.plan import Plan
 from common.records import run_records
@@ -89,8 +90,7 @@ def run_comparison(plan: Plan, ds: Dataset, out: str, plots: bool) -> Path:
                   "target_accuracy": plan.target_accuracy}
     write_json(run_dir / "config.json", run_config)
 
-    failed = []
-    try:
+    def jobs() -> Iterator[WorkerJob]:
         # Frameworks alternate within each repeat, so slow drift of the machine hits both alike.
         for repeat in range(plan.repeats):
             for framework in plan.frameworks:
@@ -98,14 +98,9 @@ def run_comparison(plan: Plan, ds: Dataset, out: str, plots: bool) -> Path:
                 job = Job(config=dataclasses.replace(cfg, seed=cfg.seed + repeat),
                           record_path=str(run_dir / f"record-{framework}{suffix}.json"),
                           repeat=repeat, callbacks=plan.callbacks)
-                code = run_worker(framework, job.to_dict(),
-                                  run_dir / f"job-{framework}{suffix}.json")
-                if code == 130:  # the framework process was interrupted: so is the run
-                    raise KeyboardInterrupt
-                if code != 0:
-                    failed.append(f"{framework} (exit {code})")
-    except KeyboardInterrupt:
-        failed.append("interrupted")
+                yield framework, framework, job.to_dict(), run_dir / f"job-{framework}{suffix}.json"
+
+    failed = run_jobs(jobs())
 
     records = run_records(run_dir)
     if records:

@@ -28,14 +28,14 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from common.config import Callbacks, RunConfig
 from common.errors import UserError
 from common.figures import plot_sweep
-from common.launch import run_worker
+from common.launch import WorkerJob, run_jobs
 from common.optim import OPTIMIZERS
 from common.errors import RecordError
 from common.files import write_json, write_text
@@ -252,27 +252,23 @@ def run_sweep(folder: Path, points: list[dict], configs: list[RunConfig], framew
     A record is written atomically by the worker when its run ends, so a readable record is a
     finished run: it is skipped, never run twice, and an interrupted run leaves no record at all.
     """
-    failed: list[str] = []
     todo = [(p, c, fw) for p, c in zip(points, configs) for fw in frameworks
             if finished(record_path(folder, p, fw)) is None]
     done = len(points) * len(frameworks) - len(todo)
     if done:
         print(f"Resuming {folder}: {done} finished run(s) kept, {len(todo)} to go",
               file=sys.stderr, flush=True)
-    try:
+
+    def jobs() -> Iterator[WorkerJob]:
         for n, (point, cfg, framework) in enumerate(todo, 1):
             name = point_name(point)
             print(f"[{n}/{len(todo)}] {framework} {name}", file=sys.stderr, flush=True)
             job = Job(config=cfg, record_path=str(record_path(folder, point, framework)),
                       callbacks=callbacks)
-            code = run_worker(framework, job.to_dict(), folder / f"job-{name}-{framework}.json")
-            if code == 130:  # the framework process was interrupted: so is the study
-                raise KeyboardInterrupt
-            if code != 0:
-                failed.append(f"{framework} {name} (exit {code})")
-    except KeyboardInterrupt:
-        failed.append("interrupted")
-    return failed
+            yield (framework, f"{framework} {name}", job.to_dict(),
+                   folder / f"job-{name}-{framework}.json")
+
+    return run_jobs(jobs())
 
 
 def chance_level(record: RunRecord) -> float:
@@ -376,8 +372,8 @@ def grid_study(folder: Path, study: Study, configs: list[RunConfig], frameworks:
     write_json(folder / "config.json", study_config(command, "grid", frameworks, study,
                                                     configs[0], cv=cv))
     keys = list(study)
-    failed = []
-    try:
+
+    def jobs() -> Iterator[WorkerJob]:
         for framework in frameworks:
             path = grid_record_path(folder, framework)
             if finished(path, read_grid_record) is not None:
@@ -386,13 +382,9 @@ def grid_study(folder: Path, study: Study, configs: list[RunConfig], frameworks:
             job = GridJob(keys=tuple(keys), labels=tuple(labels(keys, c) for c in configs),
                           configs=tuple(configs), cv=cv, record_path=str(path),
                           csv_path=str(folder / f"cv_results-{framework}.csv"))
-            code = run_worker(framework, job.to_dict(), folder / f"job-grid-{framework}.json")
-            if code == 130:
-                raise KeyboardInterrupt
-            if code != 0:
-                failed.append(f"{framework} (exit {code})")
-    except KeyboardInterrupt:
-        failed.append("interrupted")
+            yield framework, framework, job.to_dict(), folder / f"job-grid-{framework}.json"
+
+    failed = run_jobs(jobs())
 
     records = [r for fw in frameworks
                if (r := finished(grid_record_path(folder, fw), read_grid_record))]
