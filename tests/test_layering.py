@@ -4,6 +4,7 @@ imported, so no framework is needed):
 - the parent (compare.py, the CLI, plan, pre-flight, runner, launcher, studies, reports, figures)
   never reaches worker code, a `*_impl` package or a framework, not even through another module;
 - worker code (common.worker, keras_impl, torch_impl) never reaches the CLI, reports or figures;
+- nothing imports common.worker.__main__ (`python -m common.worker` runs it once, as __main__);
 - nothing in common/ imports a framework (the worker imports `*_impl` by name when a job runs);
 - no import cycle among the project's modules, counting imports inside functions too (an import
   moved into a function to dodge a cycle is still a cycle);
@@ -106,6 +107,8 @@ def boundary_violations(project: Graph, external: Graph) -> list[str]:
             for target, path in reach(project, module).items():
                 if within(target, PARENT_ONLY):
                     problems.append(f"worker {module} reaches {target}: {' -> '.join(path)}")
+        if "common.worker.__main__" in project[module]:  # it would run twice (as __main__ too)
+            problems.append(f"{module} imports common.worker.__main__, which only runs as a program")
         if within(module, ("common",)) and external[module] & FRAMEWORKS:
             problems.append(f"{module} imports {', '.join(sorted(external[module] & FRAMEWORKS))}")
     return problems
@@ -170,6 +173,7 @@ def test_no_import_cycle(imports):
     ("common.runner", "common.worker.train", "parent common.runner reaches common.worker.train"),
     ("common.report.run", "keras_impl.train", "parent common.report.run reaches keras_impl.train"),
     ("common.worker.train", "common.report.run", "worker common.worker.train reaches"),
+    ("keras_impl.train", "common.worker.__main__", "keras_impl.train imports common.worker.__main__"),
 ])
 def test_a_bad_import_is_caught(imports, source, target, expected):
     """The checks above can fail: one forbidden edge added to the real graph is reported."""
