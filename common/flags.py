@@ -16,7 +16,7 @@ from common.optim import OPTIMIZERS
 from common.report.formats import FORMATS
 from common.report.values import CONFIG_KEYS, DEFAULT_METRICS, METRICS
 from common.specs import PRESETS
-from common.studies import GRID_KEYS, SWEEP_KEYS
+from common.study_settings import GRID_KEYS, SWEEP_KEYS
 from common.tasks import TASKS, get_task
 from common.transfer import (
     BACKBONES,

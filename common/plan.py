@@ -13,17 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.augment import parse_augment
-from common.config import RunConfig
+from common.config import Callbacks, RunConfig
 from common.errors import UserError
 from common.flags import build_parser
 from common.frameworks import check_grid_versions, is_keras
 from common.launch import command_line
-from common.loop import Callbacks
 from common.machine import free_cores
 from common.optim import resolve_optimizer
 from common.knobs import customize, parse_filters
 from common.specs import ArchSpec, get_arch
-from common.studies import Study, parse_study, product
+from common.study_settings import Study, parse_study, product
 from common.tasks import OWN_IMAGES, get_task
 from common.transfer import (
     BACKBONES,

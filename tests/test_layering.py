@@ -29,7 +29,8 @@ FRAMEWORKS = frozenset({"torch", "torchvision", "tensorflow", "keras", "jax", "j
                         "scikeras", "skorch"})
 # The parent process: these modules and everything they import.
 PARENT = ("compare", "common.cli", "common.flags", "common.plan", "common.preflight",
-          "common.runner", "common.launch", "common.studies", "common.figures", "common.report")
+          "common.runner", "common.launch", "common.studies", "common.study_settings",
+          "common.figures", "common.report")
 # The framework processes' own code.
 WORKER = ("common.worker", "keras_impl", "torch_impl")
 # What only the parent may import.

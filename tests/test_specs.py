@@ -18,7 +18,7 @@ from common.knobs import (conv_batch_norm, conv_filters, customize, dense_dropou
                           parse_filters)
 from common.specs import (LAYER_TYPES, PRESETS, ArchSpec, count_params, forward_flops, get_arch,
                           get_preset, layer_table, load_arch_file)
-from common.studies import parse_study
+from common.study_settings import parse_study
 
 # A student's file: a size-keeping pool, dropout after a conv block, batch norm after a dense
 # layer (without activation: no bias there), another activation, and comments.

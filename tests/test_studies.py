@@ -18,7 +18,8 @@ from conftest import ROOT, main_error, run_compare, run_dirs
 from common.errors import UserError
 from common.loop import Callbacks
 from common.records import read_grid_record, read_record
-from common.studies import parse_study, point_name, product, study_folder
+from common.studies import study_folder
+from common.study_settings import parse_study, point_name, product
 
 TINY = ["--task", "digits", "--epochs", "2", "--train-size", "300", "--threads", "1"]
 
