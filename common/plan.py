@@ -132,8 +132,13 @@ def given_flags(argv: list[str] | None) -> set[str]:
     `argv` again with every default replaced by a sentinel (argparse's own abbreviations and
     `--flag=value` forms included)."""
     parser = build_parser()
-    parser.set_defaults(**{a.dest: _UNSET for a in parser._actions if a.dest != "help"})
-    return {dest for dest, value in vars(parser.parse_args(argv)).items() if value is not _UNSET}
+    # An append action (--grid, --sweep) copies its default before appending to it, which a
+    # sentinel object does not survive: there None (its real default) marks "not typed".
+    appends = {a.dest for a in parser._actions if isinstance(a, argparse._AppendAction)}
+    parser.set_defaults(**{a.dest: None if a.dest in appends else _UNSET
+                           for a in parser._actions if a.dest != "help"})
+    return {dest for dest, value in vars(parser.parse_args(argv)).items()
+            if value is not _UNSET and not (dest in appends and value is None)}
 
 
 def _flag(dest: str) -> str:
