@@ -95,7 +95,10 @@ def config_from_args(args: argparse.Namespace, pool_size: int | None = None) -> 
         restore_best=not args.no_restore_best, init=args.init,
         augment=parse_augment(args.augment),
         deterministic=not (args.no_deterministic or args.mode == "fast"), mode=args.mode,
-        precision=args.precision, threads=args.threads, device=args.device,
+        precision=args.precision,
+        # resolve() fills --threads' default (the free cores) first; called alone: every core
+        threads=args.threads if args.threads is not None else os.cpu_count() or 1,
+        device=args.device,
         data_dir=args.data_dir, cache_dir=args.cache_dir, download=not args.no_download,
         image_size=args.image_size, image_dir=args.image_dir,
         pipeline=args.pipeline, transfer=transfer,
