@@ -169,6 +169,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, help="learning rate (default per optimizer: " + ", ".join(
         f"{n}={hp['lr']:g}" for n, hp in OPTIMIZERS.items()) + ")")
     g.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
+    g.add_argument("--nesterov", action="store_true", help="SGD with Nesterov momentum")
+    g.add_argument("--epsilon", type=float, help="the optimizer's epsilon (Keras' meaning on "
+                   "both sides: Adam's epsilon hat, RMSprop's inside the root; default 1e-7)")
+    g.add_argument("--beta-1", type=float, help="Adam, Adamax, Nadam: beta_1 (default 0.9)")
+    g.add_argument("--beta-2", type=float, help="Adam, Adamax, Nadam: beta_2 (default 0.999)")
+    g.add_argument("--rho", type=float, help="RMSprop's rho (PyTorch's alpha; default 0.9), "
+                   "Adadelta's rho (default 0.95)")
+    g.add_argument("--l2", type=float, metavar="WD", help="L2 weight decay added to the "
+                   "gradient, g += WD * w (PyTorch's weight_decay on SGD/Adam/...), both sides")
+    g.add_argument("--decoupled-weight-decay", type=float, metavar="WD",
+                   help="decoupled weight decay, w -= lr * WD * w before each update (Keras' "
+                   "weight_decay, PyTorch's AdamW), both sides")
     g.add_argument("--seed", type=int, default=0, help="weight init, epoch order, dropout")
     g.add_argument("--init", default="shared", choices=INITS,
                    help="shared: both start from the same weights; native: each framework's own")

@@ -24,11 +24,36 @@ OPTIMIZERS: dict[str, dict[str, float]] = {
 }
 
 
-def resolve_optimizer(name: str, lr: float | None = None, momentum: float | None = None) -> dict:
-    """Full hyperparameters for `name`, with --lr / --momentum applied. Raises UserError."""
+# Optimizer settings a lab may give beyond lr and momentum: flag -> (the hyperparameter, the
+# optimizers that have it). Weight decay has two meanings, offered under names that say which:
+# - l2: an L2 term added to the gradient (g += wd * w) before the update: PyTorch's
+#   `weight_decay` on SGD, Adam, RMSprop, ...; Keras has no such optimizer setting (a kernel
+#   regularizer adds it to the loss), so keras_impl.optim adds it to the gradients itself;
+# - decoupled_weight_decay: w -= lr * wd * w before the update, apart from the gradient: Keras'
+#   `weight_decay` on every optimizer, PyTorch's AdamW; torch_impl.optim applies it itself.
+# Both apply to every trainable parameter (biases and batch norm included), as PyTorch's does.
+SETTINGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "epsilon": ("epsilon", ("adam", "rmsprop", "adagrad", "adadelta", "adamax", "nadam")),
+    "beta_1": ("beta_1", ("adam", "adamax", "nadam")),
+    "beta_2": ("beta_2", ("adam", "adamax", "nadam")),
+    "rho": ("rho", ("rmsprop", "adadelta")),  # RMSprop's rho is PyTorch's alpha
+    "nesterov": ("nesterov", ("sgd",)),
+    "l2": ("l2", tuple(OPTIMIZERS)),
+    "decoupled_weight_decay": ("decoupled_weight_decay", tuple(OPTIMIZERS)),
+}
+
+
+def resolve_optimizer(name: str, lr: float | None = None, momentum: float | None = None,
+                      **settings: float | bool | None) -> dict:
+    """Full hyperparameters for `name`, with --lr / --momentum and the SETTINGS given (None: the
+    default) applied; every optimizer also carries nesterov (sgd), l2 and
+    decoupled_weight_decay (0: none). Raises UserError naming the flag for a value out of
+    range or a setting the optimizer does not have."""
     if name not in OPTIMIZERS:
         raise UserError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
-    params = {"name": name, **OPTIMIZERS[name]}
+    params = {"name": name, **OPTIMIZERS[name], "l2": 0.0, "decoupled_weight_decay": 0.0}
+    if name == "sgd":
+        params["nesterov"] = False
     if lr is not None:
         if not lr > 0:
             raise UserError("--lr must be a positive number")
@@ -39,4 +64,23 @@ def resolve_optimizer(name: str, lr: float | None = None, momentum: float | None
         if not 0.0 <= momentum < 1.0:
             raise UserError("--momentum must be in [0, 1)")
         params["momentum"] = float(momentum)
+    for flag, value in settings.items():
+        if value is None or value is False:
+            continue
+        key, owners = SETTINGS[flag]
+        option = "--" + flag.replace("_", "-")
+        if name not in owners:
+            raise UserError(f"{option} applies to --optimizer {' or '.join(owners)}, not {name}")
+        if flag == "nesterov":
+            params[key] = True
+            continue
+        ok = {"epsilon": value > 0, "beta_1": 0 <= value < 1, "beta_2": 0 <= value < 1,
+              "rho": 0 <= value < 1, "l2": value >= 0, "decoupled_weight_decay": value >= 0}[flag]
+        if not ok:
+            raise UserError(f"{option} {value:g} is out of range (" + {
+                "epsilon": "a positive number", "l2": "0 or more",
+                "decoupled_weight_decay": "0 or more"}.get(flag, "in [0, 1)") + ")")
+        params[key] = float(value)
+    if name == "sgd" and params["nesterov"] and params["momentum"] == 0:
+        raise UserError("--nesterov needs --momentum above 0")
     return params

@@ -79,7 +79,10 @@ def config_from_args(args: argparse.Namespace, pool_size: int | None = None) -> 
         kernel_size=args.kernel_size, dense=args.dense, dropout=args.dropout,
         batch_norm=args.batch_norm,
     )
-    optimizer = resolve_optimizer(args.optimizer or task.optimizer, args.lr, args.momentum)
+    optimizer = resolve_optimizer(
+        args.optimizer or task.optimizer, args.lr, args.momentum, epsilon=args.epsilon,
+        beta_1=args.beta_1, beta_2=args.beta_2, rho=args.rho, nesterov=args.nesterov,
+        l2=args.l2, decoupled_weight_decay=args.decoupled_weight_decay)
     epochs = task.epochs if args.epochs is None else args.epochs
     transfer = transfer_from_args(args, optimizer["lr"], epochs)
     if transfer:  # the record holds only what is built: the backbone and head (cfg.transfer)
@@ -125,7 +128,9 @@ _UNSET = object()
 CNN_FLAGS = ("model", "filters", "kernel_size", "dense", "dropout", "batch_norm")
 # What --check-parity does not use: it runs one step of every optimizer on one fixed batch and
 # writes nothing.
-TRAINING_FLAGS = ("target_accuracy", "epochs", "batch_size", "optimizer", "lr", "momentum", "augment",
+TRAINING_FLAGS = ("target_accuracy", "epochs", "batch_size", "optimizer", "lr", "momentum",
+                  "nesterov", "epsilon", "beta_1", "beta_2", "rho", "l2",
+                  "decoupled_weight_decay", "augment",
                   "early_stopping", "reduce_lr_on_plateau", "no_restore_best", "train_size",
                   "val_size", "split_seed", "no_plots", "out", "repeats")
 

@@ -43,7 +43,8 @@ def parity_outputs(arch: ArchSpec, input_shape: tuple[int, int, int], num_classe
                       run_eagerly=True)
         model.train_on_batch(x, y)  # the batch mean of the loss, one optimizer step
         for i, layer in enumerate(export_weights(model)):
-            out.update({f"{hp['name']}/{i}/{k}": v for k, v in layer.items()})
+            key = hp.get("label", hp["name"])  # a label tells optimizers of one name apart
+            out.update({f"{key}/{i}/{k}": v for k, v in layer.items()})
     return out
 
 

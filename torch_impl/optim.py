@@ -72,14 +72,11 @@ class KerasFormRMSprop(torch.optim.Optimizer):
         return loss
 
 
-def make_optimizer(params: Iterable, hp: dict) -> torch.optim.Optimizer:
-    """The optimizer of hyperparameters `hp` (common.optim.resolve_optimizer: name, lr and the
-    rest, Keras' meaning on both sides). Mirrors keras_impl.optim.make_optimizer. ValueError for an
-    unknown name."""
+def _optimizer(params: list, hp: dict) -> torch.optim.Optimizer:
     name = hp["name"]
     if name == "sgd":
         return torch.optim.SGD(params, lr=hp["lr"], momentum=hp["momentum"], dampening=0.0,
-                               nesterov=False, weight_decay=0.0)
+                               nesterov=hp.get("nesterov", False), weight_decay=0.0)
     if name == "adam":
         return KerasFormAdam(params, hp["lr"], hp["beta_1"], hp["beta_2"], hp["epsilon"])
     if name == "rmsprop":
@@ -101,6 +98,33 @@ def make_optimizer(params: Iterable, hp: dict) -> torch.optim.Optimizer:
                                  eps=hp["epsilon"], momentum_decay=1.0, weight_decay=0.0,
                                  decoupled_weight_decay=False)
     raise ValueError(f"no torch optimizer for {name!r}")
+
+
+def make_optimizer(params: Iterable, hp: dict) -> torch.optim.Optimizer:
+    """The optimizer of hyperparameters `hp` (common.optim.resolve_optimizer: name, lr and the
+    rest, Keras' meaning on both sides). Mirrors keras_impl.optim.make_optimizer. Weight decay,
+    in Keras' order: the decoupled kind (w -= lr * wd * w, Keras' `weight_decay`) and the L2
+    kind (g += wd * w, PyTorch's `weight_decay`) are applied by a step pre-hook, before the
+    update, for every optimizer alike: the L2 term from the weights before the decay, as the
+    Keras side adds it to the gradients before Keras decays the weights. ValueError for an
+    unknown name."""
+    params = list(params)
+    optimizer = _optimizer(params, hp)
+    decay, l2 = hp.get("decoupled_weight_decay", 0.0), hp.get("l2", 0.0)
+    if decay or l2:
+        def before_step(opt: torch.optim.Optimizer, *_args) -> None:
+            with torch.no_grad():
+                for group in opt.param_groups:
+                    for p in group["params"]:
+                        if p.grad is None:
+                            continue
+                        if l2:  # the gradient of (l2 / 2) * ||w||^2
+                            p.grad.add_(p, alpha=l2)
+                        if decay:  # Keras: variable -= variable * wd * lr, before the update
+                            p.mul_(1 - group["lr"] * decay)
+
+        optimizer.register_step_pre_hook(before_step)
+    return optimizer
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

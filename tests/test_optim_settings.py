@@ -1,0 +1,72 @@
+"""The optimizer settings labs give (epsilon, betas, rho, Nesterov, both kinds of weight decay)
+mean the same in every framework: one step from the shared weights agrees within the parity
+tolerance on every installed Keras backend, and each setting changes that step by over ten times
+the tolerance (so the check would see a side that ignored it)."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.errors import UserError
+from common.frameworks import REFERENCE, installed, is_keras
+from common.launch import run_parity
+from common.optim import resolve_optimizer
+from common.parity import TOLERANCE, case_to_dict
+from common.specs import get_preset
+
+UNDER_TEST = (REFERENCE, *(f for f in installed() if is_keras(f)))
+SETTINGS = {
+    "sgd": resolve_optimizer("sgd"),
+    "sgd+nesterov+l2": resolve_optimizer("sgd", lr=0.1, nesterov=True, l2=0.05),
+    "adam": resolve_optimizer("adam"),
+    "adam+betas+eps+decoupled": resolve_optimizer("adam", beta_1=0.8, beta_2=0.99,
+                                                  epsilon=1e-3, decoupled_weight_decay=2.0),
+    "rmsprop": resolve_optimizer("rmsprop"),
+    "rmsprop+rho+l2+decoupled": resolve_optimizer("rmsprop", rho=0.99, epsilon=1e-3, l2=0.5,
+                                                  decoupled_weight_decay=0.5),
+}
+
+
+@pytest.fixture(scope="module")
+def steps():
+    optimizers = [{**hp, "label": label} for label, hp in SETTINGS.items()]
+    case = case_to_dict("digits_cnn", get_preset("digits_cnn"), (8, 8, 1), 10, 0, optimizers)
+    return run_parity([case], UNDER_TEST)["digits_cnn"]["max_abs_diff"]
+
+
+@pytest.mark.parametrize("label", [k for k in SETTINGS if "+" in k])
+def test_settings_agree_across_frameworks(steps, label):
+    for framework, diffs in steps.items():
+        assert diffs[label] < TOLERANCE, (framework, label, diffs[label])
+
+
+def test_each_setting_changes_the_step(tmp_path):
+    """In PyTorch alone: the step with the settings differs from the default one by far more
+    than the tolerance, so a framework that ignored a setting would fail the test above."""
+    import numpy as np  # noqa: PLC0415
+
+    from common.launch import call_worker  # noqa: PLC0415
+
+    optimizers = [{**hp, "label": label} for label, hp in SETTINGS.items()]
+    case = case_to_dict("digits_cnn", get_preset("digits_cnn"), (8, 8, 1), 10, 0, optimizers)
+    out = tmp_path / "torch.npz"
+    call_worker(REFERENCE, {"kind": "parity", "cases": [case], "out": str(out)})
+    arrays = dict(np.load(out))
+    for label in SETTINGS:
+        if "+" not in label:
+            continue
+        base = label.split("+")[0]
+        keys = [k for k in arrays if k.startswith(f"digits_cnn|{label}/")]
+        gap = max(np.abs(arrays[k] - arrays[k.replace(f"|{label}/", f"|{base}/")]).max()
+                  for k in keys)
+        assert gap > 10 * TOLERANCE, (label, gap)
+
+
+def test_settings_an_optimizer_lacks_are_refused():
+    with pytest.raises(UserError, match="--rho applies to --optimizer rmsprop or adadelta"):
+        resolve_optimizer("adam", rho=0.9)
+    with pytest.raises(UserError, match="--nesterov applies to --optimizer sgd"):
+        resolve_optimizer("adam", nesterov=True)
+    with pytest.raises(UserError, match="--beta-1 0.9 is out of range|--beta-1 1 is out"):
+        resolve_optimizer("adam", beta_1=1.0)
+    assert resolve_optimizer("adam")["l2"] == 0.0
