@@ -7,6 +7,7 @@ is saved with every result record, so a number can always be traced to what prod
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -22,6 +23,43 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras' policy nam
 INITS = ("shared", "native")
 
 
+LR_SCHEDULES = ("step:N:FACTOR", "exp:GAMMA", "cosine")
+
+
+def parse_lr_schedule(text: str) -> tuple:
+    """'step:N:F' -> ('step', N, F); 'exp:G' -> ('exp', G); 'cosine' -> ('cosine',). Raises
+    UserError (one line) for anything else."""
+    kind, *values = text.strip().split(":")
+    try:
+        if kind == "step" and len(values) == 2 and int(values[0]) >= 1 and float(values[1]) > 0:
+            return ("step", int(values[0]), float(values[1]))
+        if kind == "exp" and len(values) == 1 and float(values[0]) > 0:
+            return ("exp", float(values[0]))
+        if kind == "cosine" and not values:
+            return ("cosine",)
+    except ValueError:
+        pass
+    raise UserError(f"--lr-schedule {text!r}: give one of {', '.join(LR_SCHEDULES)} (e.g. "
+                    "step:10:0.5 halves the learning rate every 10 epochs)")
+
+
+def scheduled_lr(schedule: tuple, base: float, epoch: int, epochs: int) -> float:
+    """The learning rate of `epoch` (1-based) of `epochs` under `schedule`, set before the epoch
+    and held through it: PyTorch's per-epoch schedulers' closed forms after epoch - 1 steps.
+    step: StepLR(step_size=N, gamma=F), base * F^floor((epoch - 1) / N); exp: ExponentialLR(G),
+    base * G^(epoch - 1); cosine: CosineAnnealingLR(T_max=epochs, eta_min=0),
+    base * (1 + cos(pi * (epoch - 1) / epochs)) / 2 (it reaches 0 after the last epoch)."""
+    done = epoch - 1
+    if schedule[0] == "step":
+        return base * schedule[2] ** (done // schedule[1])
+    if schedule[0] == "exp":
+        return base * schedule[1] ** done
+    if schedule[0] == "cosine":
+        return base * (1 + math.cos(math.pi * done / epochs)) / 2
+    raise ValueError(f"common.loop: no lr schedule {schedule[0]!r}")
+
+
+
 @dataclass(frozen=True)
 class Callbacks:
     """One semantics for both frameworks (documented in the README):
@@ -30,20 +68,24 @@ class Callbacks:
     - early stopping stops after `early_stopping` consecutive epochs without improvement;
     - reduce-on-plateau multiplies the lr by `factor` (not below `min_lr`) after `patience`
       consecutive epochs without improvement, then waits another `patience` epochs;
-    - restore_best puts back the weights of the best epoch before testing.
+    - restore_best puts back the weights of the best epoch before testing;
+    - lr_schedule (--lr-schedule) sets each epoch's learning rate before it starts
+      (common.loop.scheduled_lr: PyTorch's per-epoch schedulers' closed forms).
     """
 
     restore_best: bool = True
     early_stopping: int | None = None
     reduce_lr: tuple[float, int, float] | None = None  # (factor, patience, min_lr)
     min_delta: float = 0.0
+    lr_schedule: tuple | None = None  # ('step', N, F) | ('exp', G) | ('cosine',)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Callbacks":
-        """Callbacks from their JSON form (`reduce_lr` back to a tuple)."""
+        """Callbacks from their JSON form (`reduce_lr`, `lr_schedule` back to tuples)."""
         data = dict(data)
-        if data.get("reduce_lr") is not None:  # JSON has lists, not tuples
-            data["reduce_lr"] = tuple(data["reduce_lr"])
+        for key in ("reduce_lr", "lr_schedule"):  # JSON has lists, not tuples
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
         return cls(**data)
 
 

@@ -193,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "reached A (0-1), or 'not reached' (MLPerf's time to quality)")
     g.add_argument("--early-stopping", type=int, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without validation-loss improvement")
+    g.add_argument("--lr-schedule", metavar="step:N:F|exp:G|cosine",
+                   help="the learning rate per epoch, PyTorch's schedulers' rule in both "
+                   "frameworks: step:N:F multiplies it by F every N epochs (StepLR), exp:G by G "
+                   "every epoch (ExponentialLR), cosine anneals it to 0 over the epochs "
+                   "(CosineAnnealingLR)")
     g.add_argument("--reduce-lr-on-plateau", type=_plateau, metavar="FACTOR,PATIENCE,MIN_LR",
                    help="multiply the lr by FACTOR after PATIENCE epochs without improvement")
     g = p.add_argument_group("studies (results go to <out>/<grid|sweep>-<task>-<hash>; the "

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
-from common.config import Callbacks
+from common.config import Callbacks, scheduled_lr
 from common.metrics import score
 from common.splits import epoch_order
 
@@ -110,14 +110,19 @@ def fit(
     `x_train` (N, H, W, C) float32 with int64 labels `y_train` (N,); `x_val`, `y_val` likewise.
     Each epoch visits x_train in common.splits.epoch_order(N, seed, epoch) in mini-batches of
     `batch_size` (the last one smaller), then predicts x_val; validation loss and accuracy come
-    from common.metrics.score. `lr` is the starting learning rate (reduce-on-plateau lowers it).
+    from common.metrics.score. `lr` is the starting learning rate (reduce-on-plateau lowers it;
+    callbacks.lr_schedule sets each epoch's: scheduled_lr).
     Stops early on a non-finite loss (`diverged`) or per `callbacks`; with restore_best the best
     epoch's weights are put back. Per-epoch lines go to stderr. Returns the FitResult."""
     result = FitResult()
     best_loss, best_weights, wait, plateau_wait = math.inf, None, 0, 0
     first_batches: list[float] = []
     n_batches = math.ceil(len(x_train) / batch_size)
+    base_lr = lr
     for epoch in range(1, epochs + 1):
+        if callbacks.lr_schedule is not None:  # set before the epoch, held through it
+            lr = scheduled_lr(callbacks.lr_schedule, base_lr, epoch, epochs)
+            trainer.set_lr(lr)
         order = epoch_order(len(x_train), seed, epoch)
         bar = tqdm(total=n_batches, desc=f"{trainer.name} epoch {epoch}/{epochs}",
                    unit="batch", leave=False, disable=None, file=sys.stderr)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.augment import parse_augment
-from common.config import Callbacks, RunConfig
+from common.config import Callbacks, RunConfig, parse_lr_schedule
 from common.errors import UserError
 from common.flags import build_parser
 from common.frameworks import check_grid_versions, is_keras
@@ -131,7 +131,8 @@ CNN_FLAGS = ("model", "filters", "kernel_size", "dense", "dropout", "batch_norm"
 TRAINING_FLAGS = ("target_accuracy", "epochs", "batch_size", "optimizer", "lr", "momentum",
                   "nesterov", "epsilon", "beta_1", "beta_2", "rho", "l2",
                   "decoupled_weight_decay", "augment",
-                  "early_stopping", "reduce_lr_on_plateau", "no_restore_best", "train_size",
+                  "early_stopping", "reduce_lr_on_plateau", "lr_schedule", "no_restore_best",
+                  "train_size",
                   "val_size", "split_seed", "no_plots", "out", "repeats")
 
 
@@ -254,8 +255,13 @@ def resolve(args: argparse.Namespace, argv: list[str] | None,
     # optimizer of a grid gets its own default lr unless --lr is given).
     points = tuple(config_from_args(argparse.Namespace(**{**vars(args), **point}), pool_size)
                    for point in product(study)) if study else (cfg,)
+    if args.lr_schedule is not None and args.reduce_lr_on_plateau is not None:
+        raise UserError("--lr-schedule and --reduce-lr-on-plateau both set the learning rate; "
+                        "give one of them")
     callbacks = Callbacks(restore_best=cfg.restore_best, early_stopping=args.early_stopping,
-                          reduce_lr=args.reduce_lr_on_plateau)
+                          reduce_lr=args.reduce_lr_on_plateau,
+                          lr_schedule=(parse_lr_schedule(args.lr_schedule)
+                                       if args.lr_schedule is not None else None))
     frameworks = tuple(args.framework)
     return Plan(command_line(argv), frameworks, cfg, callbacks, args.repeats, study_kind, study,
                 points, args.cv if study_kind == "grid" else 0, args.target_accuracy)

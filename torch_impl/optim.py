@@ -1,11 +1,12 @@
 """Optimizers from common.optim hyperparameters. Mirrors keras_impl/optim.py.
 
-SGD, Adagrad, Adadelta, Adamax and NAdam are torch.optim's own classes with every hyperparameter
+Adagrad, Adadelta, Adamax and NAdam are torch.optim's own classes with every hyperparameter
 set explicitly (NAdam with momentum_decay=1.0: Keras' momentum schedule 0.96^t; Adamax adds
 epsilon inside its max, Keras after it, which matters only for gradients near epsilon).
 Adam and RMSprop place epsilon differently in the two frameworks (Keras: Adam's "epsilon hat",
-RMSprop's epsilon inside the square root), which no torch.optim setting reproduces; the suite uses
-the Keras form on both sides, via the two small classes below (see the README's defaults table).
+RMSprop's epsilon inside the square root), which no torch.optim setting reproduces, and SGD's
+momentum carries the learning rate differently once it changes (KerasFormSGD); the suite uses
+the Keras form on both sides, via the small classes below (docs/fairness.md, defaults table).
 """
 
 from __future__ import annotations
@@ -22,6 +23,35 @@ def _evaluate(closure):
         return None
     with torch.enable_grad():
         return closure()
+
+
+class KerasFormSGD(torch.optim.Optimizer):
+    """SGD with momentum as Keras 3 computes it: v = m v - lr g; p += v (Nesterov: p += m v -
+    lr g). torch.optim.SGD keeps buf = m buf + g and steps p -= lr buf: the same while lr is
+    constant, but when a schedule or reduce-on-plateau changes lr, torch rescales the whole
+    accumulated velocity by the new lr and Keras only the new gradient's share."""
+
+    def __init__(self, params: Iterable, lr: float, momentum: float, nesterov: bool):
+        super().__init__(params, {"lr": lr, "momentum": momentum, "nesterov": nesterov})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _evaluate(closure)
+        for group in self.param_groups:
+            lr, m = group["lr"], group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if m == 0:
+                    p.add_(p.grad, alpha=-lr)
+                    continue
+                v = self.state[p].setdefault("v", torch.zeros_like(p))
+                v.mul_(m).add_(p.grad, alpha=-lr)
+                if group["nesterov"]:
+                    p.add_(v, alpha=m).add_(p.grad, alpha=-lr)
+                else:
+                    p.add_(v)
+        return loss
 
 
 class KerasFormAdam(torch.optim.Optimizer):
@@ -75,8 +105,7 @@ class KerasFormRMSprop(torch.optim.Optimizer):
 def _optimizer(params: list, hp: dict) -> torch.optim.Optimizer:
     name = hp["name"]
     if name == "sgd":
-        return torch.optim.SGD(params, lr=hp["lr"], momentum=hp["momentum"], dampening=0.0,
-                               nesterov=hp.get("nesterov", False), weight_decay=0.0)
+        return KerasFormSGD(params, hp["lr"], hp["momentum"], hp.get("nesterov", False))
     if name == "adam":
         return KerasFormAdam(params, hp["lr"], hp["beta_1"], hp["beta_2"], hp["epsilon"])
     if name == "rmsprop":
