@@ -21,6 +21,9 @@ DEVICES = ("auto", "cpu", "cuda")
 MODES = ("reference", "fast")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras' policy names
 INITS = ("shared", "native")
+# --normalize: how inputs are scaled, one implementation for both frameworks (common.data.prepare)
+NORMALIZE = ("standardize", "unit", "symmetric", "imagenet", "none")
+VALIDATE_ON = ("val", "test")
 
 
 LR_SCHEDULES = ("step:N:FACTOR", "exp:GAMMA", "cosine")
@@ -121,13 +124,23 @@ class RunConfig:
     download: bool = True
     pipeline: str = "cnn"  # "cnn": the preset CNN; "transfer": a pretrained backbone + new head
     transfer: TransferSpec | None = None  # set exactly when pipeline == "transfer"
+    normalize: str = "standardize"  # NORMALIZE
+    validate_on: str = "val"  # VALIDATE_ON: "test" monitors the test set (val_size is then 0)
 
     def __post_init__(self) -> None:
         checks = [
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.threads >= 1, "--threads must be at least 1"),
-            (self.val_size >= 1, "--val-size must be at least 1"),
+            (self.val_size >= 0, "--val-size must be 0 (no validation set) or more"),
+            (self.normalize in NORMALIZE, f"--normalize must be one of: {', '.join(NORMALIZE)}"),
+            (self.validate_on in VALIDATE_ON,
+             f"--validate-on must be one of: {', '.join(VALIDATE_ON)}"),
+            (self.validate_on == "val" or self.val_size == 0,
+             "--validate-on test monitors the test set: it takes no validation split "
+             "(--val-size 0)"),
+            (self.val_size > 0 or self.validate_on == "test" or not self.restore_best,
+             "--val-size 0 tests the last epoch: there is no best validation epoch to restore"),
             (self.train_size is None or self.train_size >= 1, "--train-size must be at least 1"),
             (self.device in DEVICES, f"--device must be one of: {', '.join(DEVICES)}"),
             (self.mode in MODES, f"--mode must be one of: {', '.join(MODES)}"),

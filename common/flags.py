@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from common.augment import AUGMENTATIONS
-from common.config import DEVICES, INITS, MODES, PRECISIONS
+from common.config import DEVICES, INITS, MODES, NORMALIZE, PRECISIONS, VALIDATE_ON
 from common.errors import UserError
 from common.frameworks import BOTH, NAMES_HELP, parse_frameworks
 from common.launch import ROOT
@@ -121,8 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--train-size", type=int, help="training examples (default: all left after "
                    "the validation set)")
     g.add_argument("--val-size", type=int, help="validation examples, split off the training "
-                   "pool (default per task: " + ", ".join(
+                   "pool (0: none, the last epoch is tested; default per task: " + ", ".join(
                        f"{t}={d.val_size}" for t, d in TASKS.items()) + "; own images: 10%%)")
+    g.add_argument("--normalize", choices=NORMALIZE,
+                   help="input scaling, the same in both frameworks: standardize (per channel, "
+                   "statistics of the training split; the default), unit (x/255), symmetric "
+                   "((x/255 - 0.5)/0.5), imagenet (ImageNet's mean and std), none (raw 0-255)")
+    g.add_argument("--validate-on", choices=VALIDATE_ON, default="val",
+                   help="val: a validation split of the training pool; test: monitor the test "
+                   "set each epoch as some labs do (no split; the test accuracy is then not an "
+                   "unbiased estimate, and the report says so)")
     g.add_argument("--split-seed", type=int, default=0, help="seed of the train/val split "
                    "(fixed across --repeats)")
     g = p.add_argument_group("model knobs (override the preset)")

@@ -128,7 +128,8 @@ def fit(
                    unit="batch", leave=False, disable=None, file=sys.stderr)
         start = time.perf_counter()
         train_loss, train_acc = trainer.train_epoch(x_train, y_train, order, bar)
-        val_logits = trainer.predict(x_val)
+        # --val-size 0: no validation set, nothing predicted (its scores are nan)
+        val_logits = trainer.predict(x_val) if len(x_val) else np.zeros((0, 0), np.float32)
         seconds = time.perf_counter() - start
         bar.close()
         if epoch == 1:
@@ -141,9 +142,11 @@ def fit(
         print(f"{trainer.name:>5} epoch {epoch}/{epochs}: loss {train_loss:.4f} "
               f"acc {train_acc:.4f} val_loss {val.loss:.4f} val_acc {val.accuracy:.4f} "
               f"({seconds:.1f}s)", file=sys.stderr, flush=True)
-        if not (math.isfinite(train_loss) and math.isfinite(val.loss)):
+        if not (math.isfinite(train_loss) and (math.isfinite(val.loss) or not len(x_val))):
             result.diverged = True
             break
+        if not len(x_val):  # no validation: no best epoch, no early stopping or plateau
+            continue
         if val.loss < best_loss - callbacks.min_delta:
             best_loss, wait, plateau_wait = val.loss, 0, 0
             result.best_epoch = epoch

@@ -30,9 +30,12 @@ def score(logits: np.ndarray, labels: np.ndarray) -> Scores:
     """Loss and accuracy of `logits` (N, classes) against int `labels` (N,).
 
     Loss: mean softmax cross-entropy in nats, computed in float64; nan when any logit is not
-    finite (the accuracy is still the argmax's). Accuracy: a fraction in [0, 1]. Raises
+    finite (the accuracy is still the argmax's); both nan for no labels. Accuracy: a fraction in
+    [0, 1]. Raises
     ValueError when logits are not 2-D or their count differs from the labels'."""
     logits = np.asarray(logits)
+    if len(labels) == 0:  # no validation set (--val-size 0): nothing to score
+        return Scores(loss=float("nan"), accuracy=float("nan"))
     if logits.ndim != 2 or len(logits) != len(labels):
         raise ValueError(f"logits of shape {logits.shape} do not match {len(labels)} labels")
     if not np.all(np.isfinite(logits)):

@@ -70,8 +70,16 @@ def config_from_args(args: argparse.Namespace, pool_size: int | None = None) -> 
     every other check still runs before any I/O."""
     task = get_task(args.task)
     val_size = args.val_size
+    if args.validate_on == "test":  # the test set monitors the epochs: no validation split
+        if val_size:
+            raise UserError("--validate-on test monitors the test set; drop --val-size")
+        val_size = 0
     if val_size is None:
         val_size = task.val_size if task.val_size is not None else max(1, (pool_size or 10) // 10)
+    no_validation = val_size == 0 and args.validate_on == "val"
+    if no_validation and (args.early_stopping or args.reduce_lr_on_plateau):
+        raise UserError("--val-size 0 leaves no validation loss to watch: drop "
+                        "--early-stopping and --reduce-lr-on-plateau, or validate")
     model = args.model or task.model
     arch = customize(
         get_arch(model),
@@ -95,7 +103,8 @@ def config_from_args(args: argparse.Namespace, pool_size: int | None = None) -> 
         seed=args.seed, split_seed=args.split_seed,
         train_size=args.train_size,
         val_size=val_size,
-        restore_best=not args.no_restore_best, init=args.init,
+        # --val-size 0: the last epoch is tested (there is no best validation epoch)
+        restore_best=not (args.no_restore_best or no_validation), init=args.init,
         augment=parse_augment(args.augment),
         deterministic=not (args.no_deterministic or args.mode == "fast"), mode=args.mode,
         precision=args.precision,
@@ -105,6 +114,7 @@ def config_from_args(args: argparse.Namespace, pool_size: int | None = None) -> 
         data_dir=args.data_dir, cache_dir=args.cache_dir, download=not args.no_download,
         image_size=args.image_size, image_dir=args.image_dir,
         pipeline=args.pipeline, transfer=transfer,
+        normalize=args.normalize or "standardize", validate_on=args.validate_on,
     )
 
 
@@ -125,7 +135,7 @@ class Plan:
 
 
 _UNSET = object()
-CNN_FLAGS = ("model", "filters", "kernel_size", "dense", "dropout", "batch_norm")
+CNN_FLAGS = ("model", "filters", "kernel_size", "dense", "dropout", "batch_norm", "normalize")
 # What --check-parity does not use: it runs one step of every optimizer on one fixed batch and
 # writes nothing.
 TRAINING_FLAGS = ("target_accuracy", "epochs", "batch_size", "optimizer", "lr", "momentum",

@@ -42,6 +42,9 @@ def check_data(plan: Plan, ds: Dataset) -> None:
         if not cfg.transfer:
             layer_table(cfg.arch, shape, len(ds.class_names))
         parse_augment(",".join(cfg.augment), channels=shape[-1])
+        if cfg.normalize == "imagenet" and not cfg.transfer and shape[-1] != 3:
+            raise UserError(f"--normalize imagenet needs RGB images; {cfg.task} has "
+                            f"{shape[-1]} channel(s): use standardize, unit or symmetric")
 
 
 def check_cv_classes(y_train, class_names: tuple[str, ...], cv: int) -> None:

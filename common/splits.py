@@ -38,8 +38,9 @@ def index_hash(*parts: np.ndarray) -> str:
 
 
 def make_split(pool_size: int, val_size: int, train_size: int | None, seed: int) -> Split:
-    """Seeded split of the training pool: the first `val_size` of one permutation validate,
-    the next `train_size` train (all the rest when None). Sizes beyond the pool are an error."""
+    """Seeded split of the training pool: the first `val_size` of one permutation validate (0:
+    no validation set), the next `train_size` train (all the rest when None). Sizes beyond the
+    pool are an error."""
     if val_size >= pool_size:
         raise UserError(
             f"--val-size {val_size} leaves no training data (the training pool has "

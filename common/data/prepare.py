@@ -67,8 +67,37 @@ def check_finite(splits: dict[str, np.ndarray], description: str) -> None:
                             f"{name} inputs (first in image {first}); check the data files")
 
 
+# --normalize's fixed statistics, per channel in [0, 1] units: (mean, std). ImageNet's are
+# torchvision's (and keras.applications' 'torch' mode's).
+FIXED_NORMALIZATION = {"unit": (0.0, 1.0), "symmetric": (0.5, 0.5),
+                       "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
+
+
+def normalization(cfg: RunConfig, train: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """(mean, std, constant channels) in [0, 1] units that cfg.normalize applies to uint8 images
+    `train` (N, H, W, C): the training split's per-channel statistics (standardize), fixed
+    ones (FIXED_NORMALIZATION), or none (mean 0, std 1/255: raw 0-255 values as float). A
+    transfer run gets [0, 1] RGB, which each backbone normalises its own way. Raises UserError
+    for imagenet statistics on images without 3 channels."""
+    channels = train.shape[-1]
+    if cfg.pipeline == "transfer":
+        return np.zeros(channels), np.ones(channels), ()
+    if cfg.normalize == "standardize":
+        return standardisation(train)
+    if cfg.normalize == "none":
+        return np.zeros(channels), np.full(channels, 1 / 255.0), ()
+    if cfg.normalize == "imagenet" and channels != 3:
+        raise UserError(f"--normalize imagenet needs RGB images; {cfg.task} has {channels} "
+                        "channel(s): use standardize, unit or symmetric")
+    mean, std = FIXED_NORMALIZATION[cfg.normalize]
+    return (np.broadcast_to(np.asarray(mean, np.float64), (channels,)).copy(),
+            np.broadcast_to(np.asarray(std, np.float64), (channels,)).copy(), ())
+
+
 def prepare_data(cfg: RunConfig) -> PreparedData:
-    """Load cfg.task, split it (common.splits) and standardise it into float32 NHWC arrays.
+    """Load cfg.task, split it (common.splits) and normalise it (cfg.normalize: normalization)
+    into float32 NHWC arrays.
 
     Raises UserError (via common.data) for unreadable data, and when a prepared array holds a
     non-finite value."""
@@ -77,17 +106,21 @@ def prepare_data(cfg: RunConfig) -> PreparedData:
     split = make_split(len(ds.x_train), cfg.val_size, cfg.train_size, cfg.split_seed)
     # Per-channel standardisation with statistics of the training split only (no peeking at
     # validation or test data): SGD from a Glorot start learns far faster on centred inputs.
-    mean, std, constant = standardisation(ds.x_train[split.train])
-    if cfg.pipeline == "transfer":  # [0, 1] RGB: each backbone normalises its own way
-        mean, std, constant = np.zeros_like(mean), np.ones_like(std), ()
+    mean, std, constant = normalization(cfg, ds.x_train[split.train])
 
     def scale(x: np.ndarray) -> np.ndarray:
+        if cfg.normalize == "none" and cfg.pipeline == "cnn":
+            return x.astype(np.float32)  # the raw 0-255 values, exactly
         return ((x.astype(np.float32) / np.float32(255.0) - mean.astype(np.float32))
                 / std.astype(np.float32))
 
+    # --validate-on test: the epochs are monitored on the test set (a lab's choice, said in the
+    # report: the test accuracy is then not an unbiased estimate)
+    x_val, y_val = ((ds.x_test, ds.y_test) if cfg.validate_on == "test"
+                    else (ds.x_train[split.val], ds.y_train[split.val]))
     data = PreparedData(
         x_train=scale(ds.x_train[split.train]), y_train=ds.y_train[split.train].astype(np.int64),
-        x_val=scale(ds.x_train[split.val]), y_val=ds.y_train[split.val].astype(np.int64),
+        x_val=scale(x_val), y_val=y_val.astype(np.int64),
         x_test=scale(ds.x_test), y_test=ds.y_test.astype(np.int64),
         input_shape=tuple(int(d) for d in ds.x_train.shape[1:]),
         num_classes=len(ds.class_names), class_names=ds.class_names, split_hash=split.hash,

@@ -183,7 +183,24 @@ def difference_lines(records: list[RunRecord]) -> list[str]:
         lines.append("training seconds: not compared, because " + "; ".join(busy)
                      + " (the time then depends on the other processes as much as on the "
                      "framework; rerun on an idle machine)")
-    return [line for line in [setup_warning(records), divergence_line(records), *lines] if line]
+    return [line for line in [setup_warning(records), divergence_line(records),
+                              validation_note(records), *lines] if line]
+
+
+def validation_note(records: list[RunRecord]) -> str | None:
+    """What a reader must know when the epochs were not monitored on a validation split:
+    --validate-on test (the test accuracy is then not an unbiased estimate) or --val-size 0
+    (the last epoch's weights were tested). None otherwise."""
+    cfg = records[0].config if records else None
+    if cfg is None:
+        return None
+    if cfg.validate_on == "test":
+        return ("NOTE: --validate-on test: the epochs were monitored (and the best weights "
+                "chosen) on the test set, so the test accuracy is not an unbiased estimate of "
+                "accuracy on new data")
+    if cfg.val_size == 0:
+        return "NOTE: --val-size 0: no validation set; the last epoch's weights were tested"
+    return None
 
 
 def busy_lines(records: list[RunRecord]) -> list[str]:

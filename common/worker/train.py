@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from common.data.prepare import prepare_data
 from common.files import write_json
 from common.init import initial_weights
@@ -51,7 +53,8 @@ def run_job(framework: str, job: Job) -> RunRecord:
     test_logits = trainer.predict(data.x_test)
     test = score(test_logits, data.y_test)
     train_scores = score(trainer.predict(data.x_train), data.y_train)
-    val_scores = score(trainer.predict(data.x_val), data.y_val)
+    val_scores = score(trainer.predict(data.x_val) if len(data.x_val) else
+                       np.zeros((0, 0), np.float32), data.y_val)
     evaluation_seconds = time.perf_counter() - t0
     record = RunRecord(
         task=cfg.task, framework=framework, model=outcome.model, repeat=job.repeat,
