@@ -194,8 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shared: both start from the same weights; native: each framework's own")
     g.add_argument("--no-restore-best", action="store_true",
                    help="test the last epoch's weights instead of the best validation loss's")
-    g.add_argument("--augment", metavar="NAMES", help="comma list of training augmentations: "
-                   + ", ".join(f"{n} ({d})" for n, (_, _, d) in AUGMENTATIONS.items()))
+    g.add_argument("--augment", metavar="NAME[=S],...", help="comma list of training "
+                   "augmentations, each with an optional strength S (default in brackets): "
+                   + ", ".join(f"{n}[={v:g}] ({d})" for n, (_, v, d) in AUGMENTATIONS.items()))
     g.add_argument("--target-accuracy", type=float, metavar="A",
                    help="add a column: training seconds until the validation accuracy first "
                    "reached A (0-1), or 'not reached' (MLPerf's time to quality)")

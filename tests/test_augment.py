@@ -27,7 +27,7 @@ augment = impl(framework, "augment")
 image = np.random.default_rng(0).standard_normal((1, 16, 16, 3)).astype("float32")
 x = np.repeat(image, 64, axis=0)
 out = {}
-for name in AUGMENTATIONS:
+for name in [*AUGMENTATIONS, "flip=0.15", "grayscale=0.85"]:  # defaults, then given strengths
     layers = augment.build_augmenter((name,), 0, (16, 16, 3), "cpu")
     if framework == "torch":
         import torch
@@ -70,8 +70,21 @@ def test_every_augmentation_exists_and_is_per_sample(behaviour, name):
         assert 0 < f["unchanged"] < 64 and abs(f["unchanged"] / 64 - (1 - p)) < 0.25, f
 
 
+@pytest.mark.parametrize("item, p", [("flip=0.15", 0.15), ("grayscale=0.85", 0.85)])
+def test_a_given_probability_is_used_in_both_frameworks(behaviour, item, p):
+    """Keras' own RandomFlip always flips half the images: the suite's flip takes its p."""
+    framework, facts = behaviour
+    assert abs(facts[item]["unchanged"] / 64 - (1 - p)) < 0.15, (framework, facts[item])
+
+
 def test_registry_validation_lists_choices():
-    assert parse_augment("flip,crop") == ("flip", "crop")
+    assert parse_augment("flip,crop") == ("flip=0.5", "crop=4")  # the defaults, recorded
+    assert parse_augment("flip=0.3, rotate=10,shift=0.05") == ("flip=0.3", "rotate=10",
+                                                               "shift=0.05")
+    for bad, problem in (("flip=1.5", "p must be in"), ("crop=2.5", "whole number"),
+                         ("rotate=x", "must be a number"), ("zoom=0", "factor must be in")):
+        with pytest.raises(UserError, match=problem):
+            parse_augment(bad)
     assert parse_augment(None) == ()
     with pytest.raises(UserError) as err:
         parse_augment("flip,warp")
@@ -93,7 +106,7 @@ def test_augmented_run_trains_on_augmented_batches(small_runs, tmp_path):
     plain = {r.framework: r for r in records_of(run_dirs(plain_out)[0])}
     augmented = {r.framework: r for r in records_of(run_dirs(tmp_path)[0])}
     for framework in ("keras", "torch"):
-        assert augmented[framework].config.augment == ("crop", "contrast")
+        assert augmented[framework].config.augment == ("crop=4", "contrast=0.2")
         assert augmented[framework].params == plain[framework].params
         assert (augmented[framework].history[0]["train_loss"]
                 != plain[framework].history[0]["train_loss"])

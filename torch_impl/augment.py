@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from common.augment import strength
+from common.augment import augment_item
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator, device) -> torch.Tensor:
@@ -26,13 +26,12 @@ def _where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor
     return torch.where(mask[:, None, None, None], a, b)
 
 
-def _flip(x, g):
-    return _where(torch.rand(len(x), generator=g, device=x.device) < strength("flip"),
-                  TF.horizontal_flip(x), x)
+def _flip(x, g, p):
+    return _where(torch.rand(len(x), generator=g, device=x.device) < p, TF.horizontal_flip(x), x)
 
 
-def _crop(x, g):
-    pad = int(strength("crop"))
+def _crop(x, g, pad):
+    pad = int(pad)
     n, _, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=g, device=x.device)
@@ -44,56 +43,64 @@ def _crop(x, g):
     return padded[batch, chans, rows, cols]
 
 
-def _grayscale(x, g):
+def _grayscale(x, g, p):
     gray = TF.rgb_to_grayscale(x, num_output_channels=3)
-    return _where(torch.rand(len(x), generator=g, device=x.device) < strength("grayscale"), gray, x)
+    return _where(torch.rand(len(x), generator=g, device=x.device) < p, gray, x)
 
 
-def _affine(x, g, angle: torch.Tensor, scale: torch.Tensor):
-    """Rotate by `angle` (radians) and zoom by `scale` around the centre, zero fill."""
+def _affine(x, g, angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor | None = None):
+    """Rotate by `angle` (radians), zoom by `scale` around the centre and translate by `shift`
+    ((n, 2): fractions of the width and height), zero fill."""
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    zero = torch.zeros_like(cos)
-    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    tx, ty = ((shift[:, 0] * 2, shift[:, 1] * 2) if shift is not None  # [-1, 1] spans the size
+              else (torch.zeros_like(cos), torch.zeros_like(cos)))
+    theta = torch.stack([torch.stack([cos, -sin, -tx], 1), torch.stack([sin, cos, -ty], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def _rotate(x, g):
-    d = math.radians(strength("rotate"))
+def _rotate(x, g, degrees):
+    d = math.radians(degrees)
     return _affine(x, g, _uniform(len(x), -d, d, g, x.device), torch.ones(len(x), device=x.device))
 
 
-def _zoom(x, g):
-    f = strength("zoom")
+def _zoom(x, g, f):
     return _affine(x, g, torch.zeros(len(x), device=x.device), _uniform(len(x), 1 - f, 1 + f, g, x.device))
 
 
-def _contrast(x, g):
-    f = strength("contrast")
+def _shift(x, g, f):
+    """The twin of Keras' RandomTranslation(f, f, bilinear, zero fill)."""
+    n = len(x)
+    shift = torch.stack([_uniform(n, -f, f, g, x.device), _uniform(n, -f, f, g, x.device)], 1)
+    return _affine(x, g, torch.zeros(n, device=x.device), torch.ones(n, device=x.device), shift)
+
+
+def _contrast(x, g, f):
     factor = _uniform(len(x), 1 - f, 1 + f, g, x.device)[:, None, None, None]
     mean = x.mean(dim=(2, 3), keepdim=True)  # per image and channel, as Keras' RandomContrast
     return (x - mean) * factor + mean
 
 
-TRANSFORMS = {"flip": _flip, "crop": _crop, "grayscale": _grayscale, "rotate": _rotate,
-              "zoom": _zoom, "contrast": _contrast}
+TRANSFORMS = {"flip": _flip, "crop": _crop, "shift": _shift, "grayscale": _grayscale,
+              "rotate": _rotate, "zoom": _zoom, "contrast": _contrast}
 
 
 class RandomTransform(nn.Module):
     """One registry transform as a layer in front of the model, like keras.layers.Random*: it
     draws per-sample parameters in training mode and passes inputs through in eval mode."""
 
-    def __init__(self, name: str, generator: torch.Generator):
+    def __init__(self, item: str, generator: torch.Generator):
         super().__init__()
-        if name not in TRANSFORMS:
-            raise ValueError(f"no torch transform for augmentation {name!r}")
-        self.name, self.generator = name, generator
+        self.name, self.strength = augment_item(item)
+        if self.name not in TRANSFORMS:
+            raise ValueError(f"no torch transform for augmentation {self.name!r}")
+        self.generator = generator
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return x
         with torch.no_grad():
-            return TRANSFORMS[self.name](x, self.generator)
+            return TRANSFORMS[self.name](x, self.generator, self.strength)
 
 
 def build_augmenter(names: tuple[str, ...], seed: int, input_shape: tuple[int, int, int],
