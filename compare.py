@@ -304,7 +304,8 @@ def config_from_args(args: argparse.Namespace, pool_size: int | None = None) -> 
         restore_best=not args.no_restore_best, init=args.init,
         augment=parse_augment(args.augment),
         deterministic=not (args.no_deterministic or args.mode == "fast"), mode=args.mode,
-        precision=args.precision, threads=args.threads, device=args.device,
+        precision=args.precision, device=args.device,
+        threads=args.threads or os.cpu_count() or 1,  # resolve() sets the free cores first
         data_dir=args.data_dir, cache_dir=args.cache_dir, download=not args.no_download,
         image_size=args.image_size, image_dir=args.image_dir,
         pipeline=args.pipeline, transfer=transfer,
@@ -340,8 +341,12 @@ def given_flags(argv: list[str] | None) -> set[str]:
     `argv` again with every default replaced by a sentinel (argparse's own abbreviations and
     `--flag=value` forms included)."""
     parser = build_parser()
-    parser.set_defaults(**{a.dest: _UNSET for a in parser._actions if a.dest != "help"})
-    return {dest for dest, value in vars(parser.parse_args(argv)).items() if value is not _UNSET}
+    # append actions (--grid, --sweep) copy their default list, so they keep None: given = set
+    appends = {a.dest for a in parser._actions if isinstance(a, argparse._AppendAction)}
+    parser.set_defaults(**{a.dest: _UNSET for a in parser._actions
+                           if a.dest != "help" and a.dest not in appends})
+    return {dest for dest, value in vars(parser.parse_args(argv)).items()
+            if value is not _UNSET and not (dest in appends and value is None)}
 
 
 def _flag(dest: str) -> str:
