@@ -51,7 +51,8 @@ AUTOCAST = {"mixed_bfloat16": torch.bfloat16, "mixed_float16": torch.float16}
 
 class TorchTrainer:
     """`--mode fast`: channels_last memory format (oneDNN's and cuDNN's preferred conv layout:
-    1.4-1.6x the NCHW img/s on this project's CPUs, benchmarks/overhead.py) and, on a GPU,
+    1.12x the NCHW img/s on a 2-core AMD EPYC, 1.4-1.6x on an earlier CPU; benchmarks/overhead.py,
+    docs/timing.md) and, on a GPU,
     cuDNN autotuning. `--precision mixed_*`: torch.autocast around forward and loss (and a
     GradScaler for float16), the counterpart of Keras' mixed-precision policy."""
 
