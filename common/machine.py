@@ -176,6 +176,8 @@ def busy_text(contention: dict | None) -> str:
     """'busy: 45% of the CPU used by other processes' for a busy record's contention, else ''."""
     if not contention or not contention.get("busy"):
         return ""
-    share = max(v for v in (contention.get("others_during"), contention.get("others_before"))
-                if v is not None)
+    # the share while it trained; the one before training when only that one was high
+    during, before = contention.get("others_during"), contention.get("others_before")
+    share = during if during is not None and during > BUSY_SHARE else max(during or 0.0,
+                                                                            before or 0.0)
     return f"busy: {share:.0%} of the CPU used by other processes"

@@ -44,16 +44,20 @@ input = [10, 10, 2]
 layer = [
   { type = "conv", filters = 4, stride = 2, activation = "elu" },         # 10 -> 5, pad (0, 1)
   { type = "avgpool", size = 2, stride = 1, padding = "same" },            # 5 -> 5, pad (0, 1)
-  { type = "conv", filters = 6, activation = "linear" },
-  { type = "batchnorm" },
+  { type = "conv", filters = 6, activation = "linear", bias = false },
+  { type = "batchnorm", momentum = 0.9, epsilon = 1e-5 },
   { type = "activation", activation = "leaky_relu" },                      # negatives stay
   { type = "maxpool", size = 2, padding = "same" },                        # 5 -> 3, pad (0, 1)
+  { type = "spatial_dropout", rate = 0.2 },
+  { type = "conv", filters = 8, kernel = 2, padding = 1, activation = "gelu" },  # 3 -> 4
+  { type = "maxpool", size = 3, stride = 1, padding = 1 },                 # 4 -> 4, -inf pad
+  { type = "avgpool", size = 2, stride = 1, padding = 1 },                 # 4 -> 5, zeros counted
+  { type = "conv", filters = 8, kernel = 2, padding = "valid", activation = "gelu" },  # 5 -> 4
   { type = "dropout", rate = 0.2 },
-  { type = "conv", filters = 8, kernel = 2, padding = "valid", activation = "gelu" },  # 3 -> 2
   { type = "avgpool", size = 3, stride = 1, padding = "same" },            # 2 -> 2, pad (1, 1)
   { type = "activation", activation = "tanh" },
   { type = "global_avgpool" },
-  { type = "dense", units = 16, activation = "linear" },
+  { type = "dense", units = 16, activation = "linear", bias = false },
   { type = "batchnorm" },
   { type = "activation", activation = "sigmoid" },
   { type = "dense", units = 12, activation = "relu" },
