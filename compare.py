@@ -324,7 +324,6 @@ class Plan:
     study: Study | None
     points: tuple[RunConfig, ...]  # one per study point, else (config,)
     cv: int = 0  # --grid's cross-validation folds; 0 for anything else
-    target_accuracy: float | None = None  # --target-accuracy: a time-to-accuracy column
 
 
 _UNSET = object()
@@ -451,10 +450,11 @@ def resolve(args: argparse.Namespace, argv: list[str] | None,
     points = tuple(config_from_args(argparse.Namespace(**{**vars(args), **point}), pool_size)
                    for point in product(study)) if study else (cfg,)
     callbacks = Callbacks(restore_best=cfg.restore_best, early_stopping=args.early_stopping,
-                          reduce_lr=args.reduce_lr_on_plateau)
+                          reduce_lr=args.reduce_lr_on_plateau,
+                          target_accuracy=args.target_accuracy)
     frameworks = tuple(args.framework)
     return Plan(command_line(argv), frameworks, cfg, callbacks, args.repeats, study_kind, study,
-                points, args.cv if study_kind == "grid" else 0, args.target_accuracy)
+                points, args.cv if study_kind == "grid" else 0)
 
 
 def check_devices(plan: Plan) -> None:
@@ -588,8 +588,7 @@ def run_comparison(plan: Plan, ds: Dataset, out: str, plots: bool) -> Path:
         raise UserError(f"--out {out}: cannot create a run folder there ({err.strerror})") from None
     run_config = {"command": plan.command, "frameworks": list(plan.frameworks),
                   "repeats": plan.repeats, "callbacks": dataclasses.asdict(plan.callbacks),
-                  "config": cfg.to_dict(), "data_notes": list(ds.notes),
-                  "target_accuracy": plan.target_accuracy}
+                  "config": cfg.to_dict(), "data_notes": list(ds.notes)}
     write_json(run_dir / "config.json", run_config)
 
     failed = []
@@ -619,7 +618,7 @@ def run_comparison(plan: Plan, ds: Dataset, out: str, plots: bool) -> Path:
         print(f"\nResults: {run_dir}/report.md\n")
         for line in transfer + difference_lines(records):
             print(line)
-        print(markdown_table(records, plan.target_accuracy))
+        print(markdown_table(records))
     if failed:
         raise UserError(f"run failed: {', '.join(failed)}; completed records are in {run_dir}")
     return run_dir

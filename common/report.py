@@ -77,9 +77,11 @@ def _epochs(records: list[RunRecord]) -> str:
 
 
 def run_setup(record: RunRecord) -> tuple[str, str, str]:
-    """Where and how a run computed: the device it resolved to, its mode and precision."""
-    return (str(record.environment.get("device", record.config.device)), record.config.mode,
-            record.config.precision)
+    """Where and how a run computed: the device it resolved to, its mode and precision (with
+    ' (TF32)' where float32 products ran in TF32 on a GPU: `--mode fast` there)."""
+    device = str(record.environment.get("device", record.config.device))
+    tf32 = device == "cuda" and record.environment.get("tf32") and record.config.precision == "float32"
+    return device, record.config.mode, record.config.precision + (" (TF32)" if tf32 else "")
 
 
 def setup_warning(records: list[RunRecord]) -> str | None:
@@ -123,10 +125,11 @@ def _to_accuracy(records: list[RunRecord], target: float) -> str:
     return text if len(reached) == len(times) else f"{text} ({len(reached)} of {len(times)})"
 
 
-def comparison_table(records: list[RunRecord], target_accuracy: float | None = None
-                     ) -> pd.DataFrame:
-    """One row per framework (repeats pooled as mean ± std). `target_accuracy`: a column of the
-    training seconds to that validation accuracy (seconds_to_accuracy)."""
+def comparison_table(records: list[RunRecord]) -> pd.DataFrame:
+    """One row per framework (repeats pooled as mean ± std). With --target-accuracy A (the
+    records' callbacks.target_accuracy), a column of the training seconds to A validation
+    accuracy (seconds_to_accuracy)."""
+    target_accuracy = records[0].callbacks.target_accuracy if records else None
     rows = []
     for framework, group in group_by_framework(records).items():
         first = group[0]
@@ -154,9 +157,9 @@ def comparison_table(records: list[RunRecord], target_accuracy: float | None = N
     return pd.DataFrame(rows, columns=columns)
 
 
-def markdown_table(records: list[RunRecord], target_accuracy: float | None = None) -> str:
+def markdown_table(records: list[RunRecord]) -> str:
     """comparison_table as markdown."""
-    return markdown(comparison_table(records, target_accuracy))
+    return markdown(comparison_table(records))
 
 
 def difference_line(records: list[RunRecord], key: str, label: str, scale: float = 1.0,
@@ -236,7 +239,7 @@ def render_report(records: list[RunRecord], run_config: dict, transfer: list[str
         "",
         f"Command: `{run_config['command']}`",
         "",
-        markdown_table(records, run_config.get("target_accuracy")),
+        markdown_table(records),
         "",
         *[f"- {line}" for line in difference_lines(records)],
         "",
@@ -508,11 +511,24 @@ METRICS: dict[str, Metric] = {
     "epochs_run": Metric(lambda r: len(r.history), 0),
     "best_epoch": Metric(lambda r: r.best_epoch, 0),
     "params": Metric(lambda r: r.params, 0),
+    # --target-accuracy A: training seconds to A validation accuracy (nan: not reached or no A)
+    "seconds_to_target": Metric(lambda r: _or_nan(
+        seconds_to_accuracy(r, r.callbacks.target_accuracy)
+        if r.callbacks.target_accuracy is not None else None), 1),
+    "inference_ms_per_image": Metric(lambda r: _or_nan(
+        1000 * r.inference["seconds_per_image"] if r.inference else None), 3),
+    "latency_ms": Metric(lambda r: _or_nan(
+        1000 * r.inference["batch1_median_seconds"]
+        if r.inference and r.inference.get("batch1_median_seconds") is not None else None), 2),
 }
 # Test metrics first: a DataFrame printed in an 80-column terminal keeps its first columns.
 DEFAULT_METRICS = ("test_accuracy", "test_loss", "train_seconds", "seconds_per_epoch",
                    "train_accuracy", "val_accuracy")
 ROW_KEYS = ("run", "framework")  # what a row is: a run folder's configuration, per framework
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def _scalar(value: Any) -> Any:

@@ -157,6 +157,30 @@ def _setup_torch(threads: int, deterministic: bool) -> dict:
     return {"torch": torch.__version__, "compiled": "eager (no torch.compile)"}
 
 
+def set_tf32(mode: str) -> bool:
+    """TF32 for float32 matrix products and convolutions on Ampere and newer GPUs: off in
+    `reference`, on in `fast`, the same rule in every framework. TensorFlow and JAX allow it by
+    default; each backend is set here (TensorFlow's execution flag, JAX's default matmul
+    precision, PyTorch's matmul and cuDNN flags). Returns whether TF32 is allowed (it only
+    takes effect on a GPU that has it)."""
+    enabled = mode == "fast"
+    if BACKEND == "tensorflow":
+        import tensorflow as tf  # noqa: PLC0415
+
+        tf.config.experimental.enable_tensor_float_32_execution(enabled)
+    elif BACKEND == "jax":
+        import jax  # noqa: PLC0415
+
+        jax.config.update("jax_default_matmul_precision",
+                          "tensorfloat32" if enabled else "float32")
+    else:
+        import torch  # noqa: PLC0415
+
+        torch.backends.cuda.matmul.allow_tf32 = enabled
+        torch.backends.cudnn.allow_tf32 = enabled
+    return enabled
+
+
 # ----------------------------------------------------------------------------- data feed
 
 
@@ -239,6 +263,13 @@ class KerasTrainer:
         logits = self.model.predict(**feed(x, batch_size=self.eval_batch_size), verbose=0)
         return np.asarray(logits, dtype=np.float32)  # mixed precision: float32 like torch
 
+    def predict_on_batch(self, x: np.ndarray) -> np.ndarray:
+        """Logits of one small batch (x: (n, H, W, C) float32) in one call, through Keras'
+        compiled predict step without predict()'s dataset and batching loop: the latency a
+        deployed model has (the torch trainer's single-batch predict)."""
+        return np.asarray(keras.ops.convert_to_numpy(self.model.predict_on_batch(x)),
+                          dtype=np.float32)
+
     def get_weights(self) -> list:
         return self.model.get_weights()
 
@@ -251,4 +282,8 @@ class KerasTrainer:
 
 def make_trainer(cfg: RunConfig, data: PreparedData, weights: list | None, device: str,
                  model: keras.Model | None = None) -> KerasTrainer:
-    return KerasTrainer(cfg, data, weights, device, model)
+    """The trainer for `cfg` on `device`, with TF32 set by cfg.mode (set_tf32)."""
+    tf32 = set_tf32(cfg.mode)
+    trainer = KerasTrainer(cfg, data, weights, device, model)
+    trainer.tf32 = tf32
+    return trainer

@@ -7,14 +7,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import math
 import time
+from dataclasses import replace
 
 import pytest
 from tests_support import make_record
 
 from common.machine import (BUSY_SHARE, LoadMonitor, apply_thread_policy, busy_text,
                             free_cores, others_share)
-from common.report import comparison_table, difference_lines, seconds_to_accuracy
+from common.loop import Callbacks
+from common.report import METRICS, comparison_table, difference_lines, seconds_to_accuracy
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="reads /proc/stat")
 
@@ -81,9 +84,13 @@ def test_seconds_to_accuracy_sums_the_epochs_until_the_target():
     assert seconds_to_accuracy(record, 0.9) == 5.0
     assert seconds_to_accuracy(record, 0.5) == 2.0
     assert seconds_to_accuracy(record, 0.99) is None
-    table = comparison_table([record, make_record("keras", history=history[:1])], 0.9)
+    target = Callbacks(target_accuracy=0.9)
+    table = comparison_table([replace(record, callbacks=target),
+                              make_record("keras", history=history[:1], callbacks=target)])
     assert table.set_index("framework")["s to 0.9 val. accuracy"].to_dict() == {
         "torch": "5.0", "keras": "not reached"}
+    assert METRICS["seconds_to_target"].read(replace(record, callbacks=target)) == 5.0
+    assert math.isnan(METRICS["seconds_to_target"].read(record))  # no target given
 
 
 def test_the_thread_policy_is_set_unless_turned_off(monkeypatch):

@@ -49,6 +49,17 @@ def setup(threads: int, seed: int, deterministic: bool) -> dict:
 AUTOCAST = {"mixed_bfloat16": torch.bfloat16, "mixed_float16": torch.float16}
 
 
+def set_tf32(mode: str) -> bool:
+    """TF32 for float32 matrix products and convolutions on Ampere and newer GPUs: off in
+    `reference`, on in `fast`, the same rule in every framework. PyTorch's own defaults differ
+    by op (matmul off, cuDNN convolutions on); this sets both. Returns whether TF32 is allowed
+    (it only takes effect on a GPU that has it)."""
+    enabled = mode == "fast"
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+    return enabled
+
+
 class TorchTrainer:
     """`--mode fast`: channels_last memory format (oneDNN's and cuDNN's preferred conv layout:
     1.12x the NCHW img/s on a 2-core AMD EPYC, 1.4-1.6x on an earlier CPU; benchmarks/overhead.py,
@@ -130,6 +141,11 @@ class TorchTrainer:
                       for start in range(0, len(xt), self.eval_batch_size)]
         return torch.cat(logits).float().cpu().numpy()
 
+    def predict_on_batch(self, x: np.ndarray) -> np.ndarray:
+        """Logits of one small batch (x: (n, H, W, C) float32, n <= the evaluation batch) in one
+        call: the latency a deployed model has (keras' Model.predict_on_batch on the Keras side)."""
+        return self.predict(x)
+
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device, dtype=self.autocast_dtype or torch.float32,
                               enabled=self.autocast_dtype is not None)
@@ -146,4 +162,8 @@ class TorchTrainer:
 
 def make_trainer(cfg: RunConfig, data: PreparedData, weights: list | None, device: str,
                  model: torch.nn.Module | None = None) -> TorchTrainer:
-    return TorchTrainer(cfg, data, weights, device, model)
+    """The trainer for `cfg` on `device`, with TF32 set by cfg.mode (set_tf32)."""
+    tf32 = set_tf32(cfg.mode)
+    trainer = TorchTrainer(cfg, data, weights, device, model)
+    trainer.tf32 = tf32
+    return trainer
