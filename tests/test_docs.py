@@ -69,7 +69,7 @@ def test_the_preset_table_gives_each_preset_its_layer_table_parameters():
 
 
 def test_the_readme_names_the_machine_and_date_of_its_records():
-    records = [json.loads(p.read_text()) for p in sorted(EXAMPLE_RECORDS.glob("record-*.json"))]
+    records = [json.loads(p.read_text()) for p in sorted(EXAMPLE_RECORDS.rglob("record-*.json"))]
     assert records, f"no records in {EXAMPLE_RECORDS}"
     text = " ".join(README.read_text().split())
     for record in records:
