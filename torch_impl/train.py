@@ -62,7 +62,8 @@ def set_tf32(mode: str) -> bool:
 
 class TorchTrainer:
     """`--mode fast`: channels_last memory format (oneDNN's and cuDNN's preferred conv layout:
-    1.4-1.6x the NCHW img/s on this project's CPUs, benchmarks/overhead.py) and, on a GPU,
+    1.12x the NCHW img/s on a 2-core AMD EPYC, 1.4-1.6x on an earlier CPU; benchmarks/overhead.py,
+    docs/timing.md) and, on a GPU,
     cuDNN autotuning. `--precision mixed_*`: torch.autocast around forward and loss (and a
     GradScaler for float16), the counterpart of Keras' mixed-precision policy."""
 
