@@ -3,7 +3,8 @@ installed framework, mode and precision, and the FLOP/s that is against the mach
 peak for that precision.
 
     python benchmarks/throughput.py                       # the default subset (< 10 min, 2 cores)
-    python benchmarks/throughput.py --models all --frameworks all --precisions float32,mixed_bfloat16
+    python benchmarks/throughput.py --frameworks all --modes reference,fast
+    python benchmarks/throughput.py --fast-settings       # what --mode fast uses on this CPU kind
     python benchmarks/throughput.py --render benchmarks/results/throughput
 
 One process per (framework, mode, precision), with the suite's settings for that mode
@@ -11,13 +12,20 @@ One process per (framework, mode, precision), with the suite's settings for that
 synthetic in-memory data at the model's own input size: one warm-up epoch, then the median of
 `--rounds` epochs of the suite's `train_epoch` (training img/s) and of `predict` at the
 evaluation batch size (inference img/s). The image count per model is sized so that an epoch is
-about `--gflop` GFLOP of training work (between 64 and 2048 images).
+about `--gflop` GFLOP of training work (between 128 and 2048 images). The default subset (every
+preset, Keras and PyTorch, mode fast, float32 and mixed_bfloat16) takes about 8 minutes on 2
+cores; `--modes reference,fast` adds the reference mode.
 
 FLOPs per image: 3 x the forward FLOPs of the convolutions and dense layers for training, 1 x
 for inference (common.specs.forward_flops). The peak of a precision is a measured matrix
 multiply in PyTorch (n=2048, best of 5, the same threads): float32 for float32 runs, bfloat16 for
 mixed_bfloat16 runs (fast only where the CPU has AVX512-BF16 or AMX; on other CPUs bfloat16 is
 emulated and its peak is low, which the table then shows).
+
+`--fast-settings` instead measures each framework's `--mode fast` candidates (PyTorch with and
+without channels_last; Keras on TensorFlow with XLA 'auto' and off) on cifar10_cnn in float32, and
+records the fastest for this CPU kind (common.machine.cpu_kind: intel-amx, amd-avx512, ...) in
+common/fast_settings.json, which `--mode fast` then uses on every machine of that kind.
 
 A measurement taken while other processes used more than common.machine.BUSY_SHARE of the CPU is
 refused: its row says "busy" instead of a figure. The records (one JSON line per measurement,
@@ -42,7 +50,8 @@ sys.path.insert(0, str(ROOT))
 
 from common.config import MODES, RunConfig  # noqa: E402
 from common.frameworks import FRAMEWORKS, installed  # noqa: E402
-from common.machine import LoadMonitor, apply_thread_policy, cpu_model  # noqa: E402
+from common.machine import (FAST_OPTIONS_ENV, FAST_SETTINGS, LoadMonitor,  # noqa: E402
+                            apply_thread_policy, cpu_kind, cpu_model)
 from common.optim import resolve_optimizer  # noqa: E402
 from common.records import write_text  # noqa: E402
 from common.specs import PRESETS, forward_flops, get_preset  # noqa: E402
@@ -70,7 +79,7 @@ def cpu_flags() -> list[str]:
 
 
 def images_for(flops: int, gflop: float) -> int:
-    return int(min(2048, max(64, gflop * 1e9 / (3 * flops))) // 64 * 64)
+    return int(min(2048, max(128, gflop * 1e9 / (3 * flops))) // 64 * 64)
 
 
 def measure(framework: str, mode: str, precision: str, models: list[str], args) -> list[dict]:
@@ -131,6 +140,52 @@ def peak(precision: str, threads: int, n: int = 2048, repeats: int = 5) -> float
     return 2 * n ** 3 / best
 
 
+# --fast-settings: each side's candidate --mode fast options, measured against each other.
+FAST_CANDIDATES = {"torch": [{"channels_last": True}, {"channels_last": False}],
+                   "keras": [{"jit_compile": "auto"}, {"jit_compile": False}]}
+FAST_MODEL = "cifar10_cnn"
+
+
+def run_worker(framework: str, mode: str, precision: str, models: list[str], argv: list[str],
+               options: dict | None = None) -> list[dict]:
+    """One measuring process (a Keras backend is fixed per process); its rows."""
+    env = {**os.environ, "KERAS_BACKEND": FRAMEWORKS[framework].keras_backend or ""}
+    if options is not None:
+        env[FAST_OPTIONS_ENV] = json.dumps(options)
+    cmd = [sys.executable, __file__, *argv, "--models", ",".join(models), "--worker",
+           f"{framework}:{mode}:{precision}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"error: {framework} {mode} {precision}: "
+                         + (proc.stderr.strip().splitlines() or ["failed"])[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def fast_settings(args, argv: list[str]) -> None:
+    """Measure FAST_CANDIDATES on FAST_MODEL and record the fastest per framework for this CPU
+    kind in common/fast_settings.json (other kinds' entries are kept). A busy measurement stops
+    it: a choice made on a shared CPU would be the other processes' choice."""
+    kind = cpu_kind()
+    settings = json.loads(FAST_SETTINGS.read_text()) if FAST_SETTINGS.exists() else {}
+    entry = settings.setdefault(kind, {})
+    for side, candidates in FAST_CANDIDATES.items():
+        rates = []
+        for options in candidates:
+            row = run_worker(side, "fast", "float32", [FAST_MODEL], argv, options)[0]
+            if row["busy"]:
+                raise SystemExit(f"error: the machine was busy while {side} {options} was "
+                                 "measured; rerun on an idle machine")
+            rates.append((row["train_img_s"], options))
+            print(f"{side} {options}: {row['train_img_s']:.0f} img/s", flush=True)
+        best = max(rates, key=lambda r: r[0])[1]
+        entry[side] = {"options": best, "model": FAST_MODEL, "cpu": cpu_model(),
+                       "date": time.strftime("%Y-%m-%d"),
+                       "train_img_s": {json.dumps(o, sort_keys=True): round(r, 1)
+                                       for r, o in rates}}
+    write_text(FAST_SETTINGS, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    print(f"{FAST_SETTINGS}: {kind}: " + "; ".join(f"{s} {e['options']}" for s, e in entry.items()))
+
+
 def render(folder: Path) -> str:
     """The table of the records in `folder` (runs.jsonl, peaks.json)."""
     import pandas as pd  # noqa: PLC0415
@@ -161,17 +216,24 @@ def main() -> None:
     p.add_argument("--models", default=DEFAULT_MODELS, help="all, or a comma list of presets")
     p.add_argument("--frameworks", default=DEFAULT_FRAMEWORKS,
                    help="all (every installed one) or a comma list")
-    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--modes", default="fast", help="comma list of " + ", ".join(MODES)
+                   + " (default: fast, each framework's best, to stay within 10 minutes)")
     p.add_argument("--precisions", default=DEFAULT_PRECISIONS)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--gflop", type=float, default=6.0, help="training work per timed epoch")
+    p.add_argument("--gflop", type=float, default=40.0, help="training work per timed epoch")
     p.add_argument("--render", type=Path)
+    p.add_argument("--fast-settings", action="store_true",
+                   help="measure --mode fast's candidates, record the fastest for this CPU kind")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.render:
         print(render(args.render))
+        return
+    argv = [a for a in sys.argv[1:] if a != "--fast-settings"]
+    if args.fast_settings and not args.worker:
+        fast_settings(args, argv)
         return
     models = list(PRESETS) if args.models == "all" else args.models.split(",")
     if args.worker:
@@ -184,14 +246,7 @@ def main() -> None:
     for precision in args.precisions.split(","):
         for framework in frameworks:
             for mode in args.modes.split(","):
-                env = {**os.environ, "KERAS_BACKEND": FRAMEWORKS[framework].keras_backend or ""}
-                cmd = [sys.executable, __file__, *sys.argv[1:], "--worker",
-                       f"{framework}:{mode}:{precision}"]
-                proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
-                if proc.returncode != 0:
-                    raise SystemExit(f"error: {framework} {mode} {precision}: "
-                                     + (proc.stderr.strip().splitlines() or ["failed"])[-1])
-                rows += json.loads(proc.stdout.strip().splitlines()[-1])
+                rows += run_worker(framework, mode, precision, models, argv)
     meta = {"cpu": cpu_model(), "flags": cpu_flags(), "threads": args.threads,
             "date": time.strftime("%Y-%m-%d"), "batch_size": args.batch_size,
             "rounds": args.rounds, "gflop": args.gflop,

@@ -23,6 +23,7 @@ import numpy as np
 from common.config import RunConfig
 from common.errors import UserError
 from common.loop import EVAL_BATCH_SIZE
+from common.machine import fast_options
 from common.worker import PreparedData
 from keras_impl.augment import build_augmenter
 from keras_impl.model import build_model, count_params, load_weights
@@ -245,7 +246,10 @@ class KerasTrainer:
         if weights is not None:
             load_weights(self.model, weights)
         self.params = count_params(self.model)
+        # --mode fast: the options measured fastest for this CPU kind or GPU (common.machine)
+        self.fast_options = fast_options("keras", device) if cfg.mode == "fast" else {}
         self.model.compile(
+            jit_compile=self.fast_options.get("jit_compile", "auto"),
             optimizer=make_optimizer(cfg.optimizer),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from common.config import RunConfig
 from common.errors import UserError
 from common.loop import EVAL_BATCH_SIZE
+from common.machine import fast_options
 from common.worker import PreparedData
 from torch_impl.augment import build_augmenter
 from torch_impl.model import build_model, count_params, load_weights
@@ -61,7 +62,8 @@ def set_tf32(mode: str) -> bool:
 
 
 class TorchTrainer:
-    """`--mode fast`: channels_last memory format (oneDNN's and cuDNN's preferred conv layout:
+    """`--mode fast`: the options common.machine.fast_options measured fastest for the device
+    (channels_last memory format, oneDNN's and cuDNN's preferred conv layout, by default:
     1.12x the NCHW img/s on a 2-core AMD EPYC, 1.4-1.6x on an earlier CPU; benchmarks/overhead.py,
     docs/timing.md) and, on a GPU,
     cuDNN autotuning. `--precision mixed_*`: torch.autocast around forward and loss (and a
@@ -78,7 +80,9 @@ class TorchTrainer:
         if model is None:  # augmentation modules in front, active in training only
             front = build_augmenter(cfg.augment, cfg.seed, data.input_shape, device)
             model = build_model(cfg.arch, data.input_shape, data.num_classes, front)
-        self.memory_format = (torch.channels_last if cfg.mode == "fast"
+        # --mode fast: the options measured fastest for this CPU kind or GPU (common.machine)
+        self.fast_options = fast_options("torch", device) if cfg.mode == "fast" else {}
+        self.memory_format = (torch.channels_last if self.fast_options.get("channels_last")
                               else torch.contiguous_format)
         self.model = model.to(device, memory_format=self.memory_format)
         if weights is not None:
