@@ -101,3 +101,23 @@ def test_the_thread_policy_is_set_unless_turned_off(monkeypatch):
     monkeypatch.delenv("DLCV_THREAD_POLICY")
     monkeypatch.setenv("KMP_BLOCKTIME", "5")  # the user's own value wins
     assert apply_thread_policy() == {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "5"}
+
+
+def test_fast_options_are_the_measured_ones_for_this_cpu_kind(tmp_path, monkeypatch):
+    import json  # noqa: PLC0415
+
+    import common.machine as machine  # noqa: PLC0415
+
+    settings = tmp_path / "fast_settings.json"
+    monkeypatch.setattr(machine, "FAST_SETTINGS", settings)
+    monkeypatch.delenv(machine.FAST_OPTIONS_ENV, raising=False)
+    assert machine.fast_options("torch", "cpu") == machine.FAST_DEFAULTS["torch"]  # unmeasured
+    kind = machine.cpu_kind()
+    assert kind in ("intel-amx", "intel-avx512", "amd-avx512", "amd-avx2", "intel-avx2", "other")
+    settings.write_text(json.dumps({kind: {"torch": {"options": {"channels_last": False}}},
+                                    "cuda": {"keras": {"options": {"jit_compile": True}}}}))
+    assert machine.fast_options("torch", "cpu") == {"channels_last": False}
+    assert machine.fast_options("keras", "cpu") == machine.FAST_DEFAULTS["keras"]
+    assert machine.fast_options("keras", "cuda") == {"jit_compile": True}
+    monkeypatch.setenv(machine.FAST_OPTIONS_ENV, '{"channels_last": true}')
+    assert machine.fast_options("torch", "cpu") == {"channels_last": True}
