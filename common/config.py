@@ -30,13 +30,16 @@ class Callbacks:
     - early stopping stops after `early_stopping` consecutive epochs without improvement;
     - reduce-on-plateau multiplies the lr by `factor` (not below `min_lr`) after `patience`
       consecutive epochs without improvement, then waits another `patience` epochs;
-    - restore_best puts back the weights of the best epoch before testing.
+    - restore_best puts back the weights of the best epoch before testing;
+    - target_accuracy (--target-accuracy) only observes: the report gives the training seconds
+      until the validation accuracy first reached it (MLPerf's time to quality); it stops nothing.
     """
 
     restore_best: bool = True
     early_stopping: int | None = None
     reduce_lr: tuple[float, int, float] | None = None  # (factor, patience, min_lr)
     min_delta: float = 0.0
+    target_accuracy: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> "Callbacks":
