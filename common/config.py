@@ -73,7 +73,9 @@ class Callbacks:
       consecutive epochs without improvement, then waits another `patience` epochs;
     - restore_best puts back the weights of the best epoch before testing;
     - lr_schedule (--lr-schedule) sets each epoch's learning rate before it starts
-      (common.loop.scheduled_lr: PyTorch's per-epoch schedulers' closed forms).
+      (scheduled_lr: PyTorch's per-epoch schedulers' closed forms);
+    - target_accuracy (--target-accuracy) only observes: the report gives the training seconds
+      until the validation accuracy first reached it (MLPerf's time to quality); it stops nothing.
     """
 
     restore_best: bool = True
@@ -81,6 +83,7 @@ class Callbacks:
     reduce_lr: tuple[float, int, float] | None = None  # (factor, patience, min_lr)
     min_delta: float = 0.0
     lr_schedule: tuple | None = None  # ('step', N, F) | ('exp', G) | ('cosine',)
+    target_accuracy: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> "Callbacks":

@@ -15,10 +15,6 @@ import numpy as np
 
 from common.specs import ArchSpec, layer_table
 
-# BatchNorm settings used by both frameworks (Keras convention: new = m * old + (1 - m) * batch).
-BN_MOMENTUM = 0.99  # PyTorch's momentum is the other weight: 1 - 0.99 = 0.01
-BN_EPSILON = 1e-3
-
 
 def _glorot_uniform(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1

@@ -17,6 +17,13 @@ from common.specs import LINEAR, POOLS, ArchSpec, LayerSpec, layer
 # follows it up to the next one). New blocks and units copy the preset's last ones.
 
 
+# The command-line knobs (--filters, --kernel-size, --dense, --dropout, --batch-norm) edit the
+# layer list through its structure: the layers before the flatten (or global_avgpool) form conv
+# blocks, each a run of conv units (a conv and what follows it up to the next conv or pool) closed
+# by a pool and what follows the pool; after the flatten come dense units (a dense layer and what
+# follows it up to the next one). New blocks and units copy the preset's last ones.
+
+
 def _head_start(layers: tuple[LayerSpec, ...]) -> int:
     """Index of the flatten (or global_avgpool): the dense head starts there."""
     return next((i for i, s in enumerate(layers) if s.type in ("flatten", "global_avgpool")),
@@ -75,8 +82,8 @@ def conv_kernel(arch: ArchSpec) -> int | None:
 
 
 def hidden_dense(arch: ArchSpec) -> tuple[int, ...]:
-    """The units of each dense layer of `arch`, in order (the classifier is added by layer_table,
-    not listed)."""
+    """The units of each dense layer of `arch`, in order (the classifier, which layer_table adds,
+    is not listed)."""
     return tuple(s.units for s in arch.layers if s.type == "dense")
 
 
@@ -142,13 +149,16 @@ def customize(
         new = []
         for i, s in enumerate(layers):
             if s.type == "conv" and not (i + 1 < len(layers) and layers[i + 1].type == "batchnorm"):
-                new += [replace(s, activation=LINEAR), layer("batchnorm")]
+                # the bias is dropped explicitly: batch norm's mean subtraction cancels it
+                new += [replace(s, activation=LINEAR, bias=False), layer("batchnorm")]
                 new += [layer("activation", activation=s.activation)] if s.activation != LINEAR else []
             else:
                 new.append(s)
         layers = tuple(new)
-    elif batch_norm is False:
-        layers = tuple(s for s in layers if s.type != "batchnorm")
+    elif batch_norm is False:  # a layer whose bias was dropped for its batch norm gets it back
+        layers = tuple(replace(s, bias=True) if s.bias is False and i + 1 < len(layers)
+                       and layers[i + 1].type == "batchnorm" else s
+                       for i, s in enumerate(layers) if s.type != "batchnorm")
     if dense is not None:
         if any(d <= 0 for d in dense):
             raise UserError("--dense sizes must be positive integers")

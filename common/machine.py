@@ -15,10 +15,12 @@ Linux only (/proc/stat); elsewhere every reading is None and nothing is flagged.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 # A run whose machine had more than this share of its CPU taken by other processes while it
 # trained is flagged "busy" (a share of all cores, 0..1): below it, timing noise dominates.
@@ -56,6 +58,47 @@ def cpu_model() -> str:
     import platform
 
     return platform.processor() or platform.machine()
+
+
+def cpu_kind() -> str:
+    """The CPU family `--mode fast` is tuned for (common/fast_settings.json): intel-amx,
+    intel-avx512, amd-avx512 (Zen 4), amd-avx2 (Zen 2/3), or other; from /proc/cpuinfo."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "other"
+    vendor = "intel" if "GenuineIntel" in text else "amd" if "AuthenticAMD" in text else ""
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines()
+                      if line.startswith("flags")), []))
+    if vendor == "intel" and "amx_bf16" in flags:
+        return "intel-amx"
+    if vendor and "avx512f" in flags:
+        return f"{vendor}-avx512"
+    if vendor and "avx2" in flags:
+        return f"{vendor}-avx2"
+    return "other"
+
+
+FAST_SETTINGS = Path(__file__).resolve().parent / "fast_settings.json"
+FAST_OPTIONS_ENV = "DLCV_FAST_OPTIONS"  # JSON options forced for one process (the benchmark)
+# What --mode fast does where benchmarks/throughput.py --fast-settings has measured nothing.
+FAST_DEFAULTS = {"torch": {"channels_last": True}, "keras": {"jit_compile": "auto"}}
+
+
+def fast_options(framework: str, device: str) -> dict:
+    """The --mode fast options of `framework` ('keras' or 'torch': the trainer's side) on this
+    machine: the fastest measured for its CPU kind (or 'cuda') by `benchmarks/throughput.py
+    --fast-settings`, recorded in common/fast_settings.json; FAST_DEFAULTS where none was
+    measured; DLCV_FAST_OPTIONS (JSON) overrides both, for the benchmark's own candidates."""
+    if os.environ.get(FAST_OPTIONS_ENV):
+        return json.loads(os.environ[FAST_OPTIONS_ENV])
+    kind = "cuda" if device == "cuda" else cpu_kind()
+    try:
+        settings = json.loads(FAST_SETTINGS.read_text())
+    except (OSError, ValueError):
+        settings = {}
+    measured = settings.get(kind, {}).get(framework, {}).get("options")
+    return dict(measured if measured is not None else FAST_DEFAULTS[framework])
 
 
 def _cpu_times() -> tuple[float, float] | None:
@@ -177,6 +220,8 @@ def busy_text(contention: dict | None) -> str:
     """'busy: 45% of the CPU used by other processes' for a busy record's contention, else ''."""
     if not contention or not contention.get("busy"):
         return ""
-    share = max(v for v in (contention.get("others_during"), contention.get("others_before"))
-                if v is not None)
+    # the share while it trained; the one before training when only that one was high
+    during, before = contention.get("others_during"), contention.get("others_before")
+    share = during if during is not None and during > BUSY_SHARE else max(during or 0.0,
+                                                                            before or 0.0)
     return f"busy: {share:.0%} of the CPU used by other processes"

@@ -34,7 +34,8 @@ def parity_batch(input_shape: tuple[int, int, int], num_classes: int, n: int = 1
 def without_dropout(arch: ArchSpec) -> ArchSpec:
     """Dropout draws cannot be shared between the frameworks, so the one-step check turns it off
     (a dropout layer has no weights: the shared initial weights stay the same)."""
-    return replace(arch, layers=tuple(s for s in arch.layers if s.type != "dropout"))
+    return replace(arch, layers=tuple(s for s in arch.layers
+                                      if s.type not in ("dropout", "spatial_dropout")))
 
 
 def default_optimizers() -> list[dict]:

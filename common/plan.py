@@ -108,8 +108,7 @@ def config_from_args(args: argparse.Namespace, pool_size: int | None = None) -> 
         augment=parse_augment(args.augment),
         deterministic=not (args.no_deterministic or args.mode == "fast"), mode=args.mode,
         precision=args.precision,
-        # resolve() fills --threads' default (the free cores) first; called alone: every core
-        threads=args.threads if args.threads is not None else os.cpu_count() or 1,
+        threads=args.threads or os.cpu_count() or 1,  # resolve() sets the free cores first
         device=args.device,
         data_dir=args.data_dir, cache_dir=args.cache_dir, download=not args.no_download,
         image_size=args.image_size, image_dir=args.image_dir,
@@ -131,7 +130,6 @@ class Plan:
     study: Study | None
     points: tuple[RunConfig, ...]  # one per study point, else (config,)
     cv: int = 0  # --grid's cross-validation folds; 0 for anything else
-    target_accuracy: float | None = None  # --target-accuracy: a time-to-accuracy column
 
 
 _UNSET = object()
@@ -151,11 +149,10 @@ def given_flags(argv: list[str] | None) -> set[str]:
     `argv` again with every default replaced by a sentinel (argparse's own abbreviations and
     `--flag=value` forms included)."""
     parser = build_parser()
-    # An append action (--grid, --sweep) copies its default before appending to it, which a
-    # sentinel object does not survive: there None (its real default) marks "not typed".
+    # append actions (--grid, --sweep) copy their default list, so they keep None: given = set
     appends = {a.dest for a in parser._actions if isinstance(a, argparse._AppendAction)}
-    parser.set_defaults(**{a.dest: None if a.dest in appends else _UNSET
-                           for a in parser._actions if a.dest != "help"})
+    parser.set_defaults(**{a.dest: _UNSET for a in parser._actions
+                           if a.dest != "help" and a.dest not in appends})
     return {dest for dest, value in vars(parser.parse_args(argv)).items()
             if value is not _UNSET and not (dest in appends and value is None)}
 
@@ -271,8 +268,9 @@ def resolve(args: argparse.Namespace, argv: list[str] | None,
     callbacks = Callbacks(restore_best=cfg.restore_best, early_stopping=args.early_stopping,
                           reduce_lr=args.reduce_lr_on_plateau,
                           lr_schedule=(parse_lr_schedule(args.lr_schedule)
-                                       if args.lr_schedule is not None else None))
+                                       if args.lr_schedule is not None else None),
+                          target_accuracy=args.target_accuracy)
     frameworks = tuple(args.framework)
     return Plan(command_line(argv), frameworks, cfg, callbacks, args.repeats, study_kind, study,
-                points, args.cv if study_kind == "grid" else 0, args.target_accuracy)
+                points, args.cv if study_kind == "grid" else 0)
 

@@ -64,6 +64,9 @@ class RunRecord:
     transfer: dict | None = None  # --pipeline transfer only
     # the CPU it trained on (common.machine.Contention); None in records made before it existed
     contention: dict | None = None
+    # test-set prediction cost: seconds_per_image at the evaluation batch_size, and the median
+    # seconds of one image's prediction (batch1_median_seconds); None in older records
+    inference: dict | None = None
 
     def to_dict(self) -> dict:
         """The record as written to JSON."""

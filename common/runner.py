@@ -86,8 +86,7 @@ def run_comparison(plan: Plan, ds: Dataset, out: str, plots: bool) -> Path:
         raise UserError(f"--out {out}: cannot create a run folder there ({err.strerror})") from None
     run_config = {"command": plan.command, "frameworks": list(plan.frameworks),
                   "repeats": plan.repeats, "callbacks": dataclasses.asdict(plan.callbacks),
-                  "config": cfg.to_dict(), "data_notes": list(ds.notes),
-                  "target_accuracy": plan.target_accuracy}
+                  "config": cfg.to_dict(), "data_notes": list(ds.notes)}
     write_json(run_dir / "config.json", run_config)
 
     def jobs() -> Iterator[WorkerJob]:
@@ -112,7 +111,7 @@ def run_comparison(plan: Plan, ds: Dataset, out: str, plots: bool) -> Path:
         print(f"\nResults: {run_dir}/report.md\n")
         for line in transfer_section + difference_lines(records):
             print(line)
-        print(markdown_table(records, plan.target_accuracy))
+        print(markdown_table(records))
     if failed:
         raise UserError(f"run failed: {', '.join(failed)}; completed records are in {run_dir}")
     return run_dir

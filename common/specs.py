@@ -39,6 +39,9 @@ from typing import Any
 from common.errors import UserError
 
 PADDINGS = ("same", "valid")  # TensorFlow's semantics in both frameworks (see same_padding)
+# or an integer: that many pixels on every side, PyTorch's rule (zeros for conv and average
+# pooling, which counts them, as nn.AvgPool2d's default count_include_pad=True; -inf for max
+# pooling, which never picks them); a pool's padding is at most half its window, as in PyTorch.
 ACTIVATIONS = ("relu", "elu", "leaky_relu", "tanh", "sigmoid", "gelu")
 LINEAR = "linear"  # a conv or dense layer without activation (e.g. before its batch norm)
 # The activations' parameters, passed explicitly to both frameworks because their defaults differ:
@@ -52,15 +55,18 @@ _POOL_KEYS = {"size": 2, "stride": None, "padding": "valid"}  # stride None: = s
 # type -> {key: default}. The order of the keys is the order the error messages list them in.
 LAYER_TYPES: dict[str, dict[str, Any]] = {
     "conv": {"filters": REQUIRED, "kernel": 3, "stride": 1, "padding": "same",
-             "activation": "relu"},
+             "activation": "relu", "bias": True},
     "maxpool": _POOL_KEYS,
     "avgpool": _POOL_KEYS,
-    "batchnorm": {},
+    # Keras' convention and defaults: moving = momentum * moving + (1 - momentum) * batch; the
+    # PyTorch side gets momentum 1 - m (torch weights the batch), the same update exactly.
+    "batchnorm": {"momentum": 0.99, "epsilon": 1e-3},
     "dropout": {"rate": REQUIRED},
+    "spatial_dropout": {"rate": REQUIRED},  # whole channels: SpatialDropout2D / nn.Dropout2d
     "activation": {"activation": REQUIRED},
     "flatten": {},
     "global_avgpool": {},
-    "dense": {"units": REQUIRED, "activation": "relu"},
+    "dense": {"units": REQUIRED, "activation": "relu", "bias": True},
 }
 FILE_KEYS = ("description", "input", "layer")
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
@@ -77,9 +83,12 @@ class LayerSpec:
     kernel: int | None = None  # conv: square kernel side
     size: int | None = None  # pools: square window side
     stride: int | None = None  # conv, pools
-    padding: str | None = None  # conv, pools: 'same' or 'valid'
+    padding: str | int | None = None  # conv, pools: 'same', 'valid' or pixels per side
     activation: str | None = None  # conv, dense (or 'linear'), activation
-    rate: float | None = None  # dropout: fraction of inputs zeroed in training
+    rate: float | None = None  # dropout, spatial_dropout: fraction zeroed in training
+    bias: bool | None = None  # conv, dense: an additive bias (both frameworks' default: true)
+    momentum: float | None = None  # batchnorm, Keras' convention (0.99 = PyTorch's 0.01)
+    epsilon: float | None = None  # batchnorm: added to the variance
 
 
 def layer(type: str, **keys: Any) -> LayerSpec:  # noqa: A002  (the file's own key name)
@@ -116,7 +125,7 @@ class Layer:
     """One row of the derived layer table: what a framework must build, with its shapes."""
 
     kind: str  # conv | batchnorm | activation | maxpool | avgpool | global_avgpool | dropout |
-    # flatten | dense
+    # spatial_dropout | flatten | dense
     out_shape: tuple[int, ...]  # (H, W, C) or (units,)
     params: int = 0  # trainable parameters
     # settings of the kinds that use them; unused fields stay at their defaults
@@ -124,10 +133,12 @@ class Layer:
     in_units: int = 0
     kernel_size: int = 0  # conv kernel or pool window
     stride: int = 1
-    padding: str = "valid"
+    padding: str | int = "valid"  # 'same', 'valid' or pixels on every side
     rate: float = 0.0
     activation: str = ""  # kind 'activation': which function
-    bias: bool = True  # see layer_table: no bias where batch norm directly follows
+    bias: bool = True  # conv, dense: the file's `bias` (the classifier always has one)
+    momentum: float = 0.99  # batchnorm, Keras' convention
+    epsilon: float = 1e-3  # batchnorm
 
 
 # ----------------------------------------------------------------------------- reading files
@@ -136,7 +147,8 @@ class Layer:
 def _label(s: LayerSpec) -> str:
     """How an error message names a layer: 'conv 64', 'maxpool 2', 'dropout 0.25'."""
     value = {"conv": s.filters, "dense": s.units, "maxpool": s.size,
-             "avgpool": s.size, "dropout": s.rate, "activation": s.activation}.get(s.type)
+             "avgpool": s.size, "dropout": s.rate, "spatial_dropout": s.rate,
+             "activation": s.activation}.get(s.type)
     if value is None:
         return s.type
     return f"{s.type} {value:g}" if isinstance(value, float) else f"{s.type} {value}"
@@ -148,7 +160,19 @@ def _check_value(type_: str, key: str, value: Any) -> str | None:
         ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
         return None if ok else f"{key} must be a positive integer, got {value!r}"
     if key == "padding":
-        return None if value in PADDINGS else f"padding must be one of {', '.join(PADDINGS)}, got {value!r}"
+        ok = value in PADDINGS or (isinstance(value, int) and not isinstance(value, bool)
+                                   and value >= 0)
+        return None if ok else (f"padding must be one of {', '.join(PADDINGS)} or a number of "
+                                f"pixels (0 or more), got {value!r}")
+    if key == "bias":
+        return None if isinstance(value, bool) else f"bias must be true or false, got {value!r}"
+    if key == "momentum":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1
+        return None if ok else (f"momentum must be a number in [0, 1) in Keras' convention "
+                                f"(PyTorch's momentum 0.1 is 0.9 here), got {value!r}")
+    if key == "epsilon":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        return None if ok else f"epsilon must be a positive number, got {value!r}"
     if key == "activation":
         valid = ACTIVATIONS if type_ == "activation" else (*ACTIVATIONS, LINEAR)
         return None if value in valid else (
@@ -180,7 +204,8 @@ def _layer_from_table(where: str, index: int, table: Any) -> LayerSpec:
         problem = None if key == "type" else _check_value(type_, key, value)
         if problem:
             raise UserError(f"{where}: layer {index} ({type_}): {problem}")
-    values = {k: float(v) if k == "rate" else v for k, v in table.items() if k != "type"}
+    values = {k: float(v) if k in ("rate", "momentum", "epsilon") else v
+              for k, v in table.items() if k != "type"}
     return layer(type_, **values)
 
 
@@ -267,7 +292,8 @@ def get_arch(model: str) -> ArchSpec:
 # ----------------------------------------------------------------------------- shapes
 
 
-def _conv_out(size: int, kernel: int, stride: int, padding: str) -> int:
+def _conv_out(size: int, kernel: int, stride: int, padding: str | int) -> int:
+    """Output size; `size` already includes an integer padding."""
     if padding == "same":
         return math.ceil(size / stride)
     return (size - kernel) // stride + 1
@@ -309,15 +335,19 @@ def layer_table(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: 
         if s.type == "dense" and is_map:
             raise fail(f"input is a {_shape_text(shape)} map; put a flatten or global_avgpool "
                        "before the first dense layer")
-        # A bias directly before batch norm is cancelled by its mean subtraction: its true
-        # gradient is zero, and adaptive optimizers would turn float noise in it into full steps.
-        # (An activation in between keeps the bias: then it is not cancelled.)
-        bias = not (s.activation == LINEAR and i + 1 < len(layers)
-                    and layers[i + 1].type == "batchnorm")
+        # The file's `bias` (default true, as in both frameworks). A bias directly before batch
+        # norm is cancelled by its mean subtraction, so presets and --batch-norm say bias = false
+        # there; a student's file that keeps it trains the same network as the student's.
+        bias = s.bias is not False
         if s.type in ("conv", *POOLS):
             window = s.kernel if s.type == "conv" else s.size
             h, w, c = shape
-            if s.padding == "valid" and (h < window or w < window):
+            if isinstance(s.padding, int):
+                if s.type in POOLS and s.padding > window // 2:
+                    raise fail(f"padding {s.padding} is more than half the {window}x{window} "
+                               "window (PyTorch refuses it: the pool would see only padding)")
+                h, w = h + 2 * s.padding, w + 2 * s.padding
+            if s.padding != "same" and (h < window or w < window):
                 what = "kernel" if s.type == "conv" else "window"
                 raise fail(f"input {h}x{w} is smaller than the {window}x{window} {what} (the "
                            "model is too deep for this input size; use 'same' padding, fewer "
@@ -339,9 +369,16 @@ def layer_table(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: 
                               bias=bias))
             shape = (s.units,)
         elif s.type == "batchnorm":
-            rows.append(Layer("batchnorm", shape, 2 * shape[-1], units=shape[-1]))
+            rows.append(Layer("batchnorm", shape, 2 * shape[-1], units=shape[-1],
+                              momentum=0.99 if s.momentum is None else s.momentum,
+                              epsilon=1e-3 if s.epsilon is None else s.epsilon))
         elif s.type == "dropout":
             rows.append(Layer("dropout", shape, rate=s.rate))
+        elif s.type == "spatial_dropout":
+            if not is_map:
+                raise fail(f"input is a vector of {shape[0]}; spatial_dropout drops whole "
+                           "channels of a map (use dropout after a flatten)")
+            rows.append(Layer("spatial_dropout", shape, rate=s.rate))
         elif s.type == "activation":
             pass  # appended below, like a conv's or dense layer's own activation
         elif s.type == "flatten":

@@ -54,7 +54,9 @@ def study_folder(out: str | Path, kind: str, base: RunConfig, callbacks: Callbac
     """
     config = {k: v for k, v in base.to_dict().items()
               if k not in ("data_dir", "cache_dir", "download")}
-    identity = {"kind": kind, "config": config, "callbacks": dataclasses.asdict(callbacks),
+    watched = {k: v for k, v in dataclasses.asdict(callbacks).items()
+               if k != "target_accuracy"}  # observes only: the same runs, the same folder
+    identity = {"kind": kind, "config": config, "callbacks": watched,
                 "study": {k: [_exact(k, v) for v in vs] for k, vs in study.items()}, "cv": cv}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
     return Path(out) / f"{kind}-{task_slug(base.task)}-{digest.hexdigest()[:10]}"

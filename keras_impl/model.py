@@ -11,7 +11,6 @@ from functools import partial
 import keras
 import numpy as np
 
-from common.init import BN_EPSILON, BN_MOMENTUM
 from common.specs import (ELU_ALPHA, GELU_APPROXIMATE, LEAKY_RELU_SLOPE, ArchSpec, layer_table,
                           same_padding)
 
@@ -44,8 +43,40 @@ class AvgPoolSame(keras.layers.Layer):
                 (w - self.size) // self.stride + 1, input_shape[3])
 
 
+class MaxPoolPadded(keras.layers.Layer):
+    """Max pooling with `pad` pixels of -inf on every side (PyTorch's nn.MaxPool2d(padding=p)):
+    the padding is never the maximum. Keras' pools pad only for 'same'."""
+
+    def __init__(self, size: int, stride: int, pad: int, **kwargs):
+        super().__init__(**kwargs)
+        self.size, self.stride, self.pad = size, stride, pad
+
+    def call(self, x):
+        widths = ((0, 0), (self.pad, self.pad), (self.pad, self.pad), (0, 0))
+        padded = keras.ops.pad(x, widths, constant_values=float("-inf"))
+        return keras.ops.max_pool(padded, self.size, self.stride, "valid")
+
+    def compute_output_shape(self, input_shape):
+        h, w = (input_shape[i] + 2 * self.pad for i in (1, 2))
+        return (input_shape[0], (h - self.size) // self.stride + 1,
+                (w - self.size) // self.stride + 1, input_shape[3])
+
+
+def _pad_first(layer) -> list[keras.layers.Layer]:
+    """An integer padding as an explicit ZeroPadding2D before a conv or average pool (which then
+    pads 'valid'): PyTorch's zero padding, counted in the average as nn.AvgPool2d's default."""
+    return [keras.layers.ZeroPadding2D(layer.padding)] if isinstance(layer.padding, int) else []
+
+
+def _keras_padding(layer) -> str:
+    return "valid" if isinstance(layer.padding, int) else layer.padding
+
+
 def _avgpool(layer, in_shape: tuple[int, ...]) -> keras.layers.Layer:
     """AveragePooling2D, except asymmetric 'same' padding off TensorFlow (AvgPoolSame)."""
+    if isinstance(layer.padding, int):
+        return keras.layers.AveragePooling2D(layer.kernel_size, strides=layer.stride,
+                                             padding="valid")  # after _pad_first's zeros
     if layer.padding == "same" and keras.backend.backend() != "tensorflow":
         pad = (same_padding(in_shape[0], layer.kernel_size, layer.stride),
                same_padding(in_shape[1], layer.kernel_size, layer.stride))
@@ -80,22 +111,29 @@ def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: 
     shape: tuple[int, ...] = input_shape
     for layer in layer_table(arch, input_shape, num_classes):
         if layer.kind == "conv":
+            layers += _pad_first(layer)
             layers.append(keras.layers.Conv2D(layer.units, layer.kernel_size, strides=layer.stride,
-                                              padding=layer.padding, use_bias=layer.bias))
+                                              padding=_keras_padding(layer), use_bias=layer.bias))
         elif layer.kind == "batchnorm":
-            layers.append(keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON))
+            layers.append(keras.layers.BatchNormalization(momentum=layer.momentum,
+                                                          epsilon=layer.epsilon))
         elif layer.kind == "activation":
             layers.append(_activation(layer.activation))
+        elif layer.kind == "maxpool" and isinstance(layer.padding, int):
+            layers.append(MaxPoolPadded(layer.kernel_size, layer.stride, layer.padding))
         elif layer.kind == "maxpool":
             layers.append(keras.layers.MaxPooling2D(layer.kernel_size, strides=layer.stride,
                                                     padding=layer.padding))
         elif layer.kind == "avgpool":
             # 'same': TensorFlow averages over the window's pixels inside the image only
+            layers += _pad_first(layer)
             layers.append(_avgpool(layer, shape))
         elif layer.kind == "global_avgpool":
             layers.append(keras.layers.GlobalAveragePooling2D())
         elif layer.kind == "dropout":
             layers.append(keras.layers.Dropout(layer.rate))
+        elif layer.kind == "spatial_dropout":
+            layers.append(keras.layers.SpatialDropout2D(layer.rate))
         elif layer.kind == "flatten":
             layers.append(keras.layers.Flatten())
         elif layer.kind == "dense":

@@ -24,6 +24,7 @@ from common.config import RunConfig
 from common.data.prepare import PreparedData
 from common.errors import UserError
 from common.loop import EVAL_BATCH_SIZE
+from common.machine import fast_options
 from keras_impl.augment import build_augmenter
 from keras_impl.model import build_model, count_params, load_weights
 from keras_impl.optim import make_optimizer, set_lr
@@ -159,6 +160,30 @@ def _setup_torch(threads: int, deterministic: bool) -> dict:
     return {"torch": torch.__version__, "compiled": "eager (no torch.compile)"}
 
 
+def set_tf32(mode: str) -> bool:
+    """TF32 for float32 matrix products and convolutions on Ampere and newer GPUs: off in
+    `reference`, on in `fast`, the same rule in every framework. TensorFlow and JAX allow it by
+    default; each backend is set here (TensorFlow's execution flag, JAX's default matmul
+    precision, PyTorch's matmul and cuDNN flags). Returns whether TF32 is allowed (it only
+    takes effect on a GPU that has it)."""
+    enabled = mode == "fast"
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_tensor_float_32_execution(enabled)
+    elif BACKEND == "jax":
+        import jax
+
+        jax.config.update("jax_default_matmul_precision",
+                          "tensorfloat32" if enabled else "float32")
+    else:
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = enabled
+        torch.backends.cudnn.allow_tf32 = enabled
+    return enabled
+
+
 # ----------------------------------------------------------------------------- data feed
 
 
@@ -226,7 +251,10 @@ class KerasTrainer:
         if weights is not None:
             load_weights(self.model, weights)
         self.params = count_params(self.model)
+        # --mode fast: the options measured fastest for this CPU kind or GPU (common.machine)
+        self.fast_options = fast_options("keras", device) if cfg.mode == "fast" else {}
         self.model.compile(
+            jit_compile=self.fast_options.get("jit_compile", "auto"),
             optimizer=make_optimizer(cfg.optimizer),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
@@ -244,6 +272,13 @@ class KerasTrainer:
         logits = self.model.predict(**feed(x, batch_size=self.eval_batch_size), verbose=0)
         return np.asarray(logits, dtype=np.float32)  # mixed precision: float32 like torch
 
+    def predict_on_batch(self, x: np.ndarray) -> np.ndarray:
+        """Logits of one small batch (x: (n, H, W, C) float32) in one call, through Keras'
+        compiled predict step without predict()'s dataset and batching loop: the latency a
+        deployed model has (the torch trainer's single-batch predict)."""
+        return np.asarray(keras.ops.convert_to_numpy(self.model.predict_on_batch(x)),
+                          dtype=np.float32)
+
     def get_weights(self) -> list:
         return self.model.get_weights()
 
@@ -258,6 +293,9 @@ def make_trainer(cfg: RunConfig, data: PreparedData, weights: list | None, devic
                  model: keras.Model | None = None) -> KerasTrainer:
     """The common.loop.Trainer of this framework for `cfg` and the prepared data's shape and
     classes: a new model from cfg.arch (with `weights`, common.init's shared start, or the
-    framework's own init for None), or `model` when given (transfer learning); on `device`.
-    Mirrors torch_impl.train.make_trainer."""
-    return KerasTrainer(cfg, data, weights, device, model)
+    framework's own init for None), or `model` when given (transfer learning); on `device`,
+    with TF32 set by cfg.mode (set_tf32). Mirrors torch_impl.train.make_trainer."""
+    tf32 = set_tf32(cfg.mode)
+    trainer = KerasTrainer(cfg, data, weights, device, model)
+    trainer.tf32 = tf32
+    return trainer

@@ -87,3 +87,16 @@ def digits_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
                        "--target-accuracy", "0.9", "--out", str(out))
     dirs = run_dirs(out)
     return proc, dirs[0] if dirs else out
+
+
+# Expensive module- and session-scoped fixtures, most expensive first: every test that uses one
+# runs on the same xdist worker (pytest.ini: --dist loadgroup), so the fixture is built once.
+SHARED_FIXTURES = ("parity", "layer_parity", "runs", "small_runs", "digits_run", "sweep_run",
+                   "built", "keras_resnet50v2", "path_weights", "behaviour")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        shared = next((f for f in SHARED_FIXTURES if f in item.fixturenames), None)
+        if shared is not None:
+            item.add_marker(pytest.mark.xdist_group(name=shared))

@@ -162,11 +162,48 @@ def test_own_file_derives_shapes_and_the_bias_rule(tmp_path):
         ("conv", (8, 8, 8), 80), ("maxpool", (8, 8, 8), 0),  # size kept
         ("conv", (8, 8, 12), 876), ("maxpool", (4, 4, 12), 0), ("dropout", (4, 4, 12), 0),
         ("flatten", (192,), 0),
-        ("dense", (32,), 192 * 32),  # no bias: batch norm follows directly
+        ("dense", (32,), 192 * 32 + 32),  # a bias, as the student's own model has
         ("batchnorm", (32,), 64), ("dense", (10,), 330)]
     acts = [r.activation for r in layer_table(spec, (8, 8, 1), 10) if r.kind == "activation"]
     assert acts == ["relu", "elu", "gelu"]
     assert get_arch(str(tmp_path / "net.toml")) == spec
+
+
+def test_bias_batch_norm_settings_spatial_dropout_and_integer_padding(tmp_path):
+    """What students write: bias = false (and its default true, as both frameworks), batch
+    norm momentum/epsilon in Keras' convention, channel-wise dropout, PyTorch's integer
+    padding; each parameter count is the student's model's."""
+    spec = load_arch_file(write(tmp_path, """
+layer = [
+  { type = "conv", filters = 4, padding = 1, activation = "linear", bias = false },
+  { type = "batchnorm", momentum = 0.9, epsilon = 1e-5 },
+  { type = "maxpool", size = 2, padding = 1 },
+  { type = "spatial_dropout", rate = 0.1 },
+  { type = "avgpool", size = 3, stride = 1, padding = 1 },
+  { type = "flatten" },
+  { type = "dense", units = 5 },
+]
+""", "lab.toml"))
+    table = layer_table(spec, (6, 6, 2), 3)
+    assert [(r.kind, r.out_shape, r.params) for r in table if r.kind != "activation"] == [
+        ("conv", (6, 6, 4), 3 * 3 * 2 * 4),  # padding 1 keeps 6x6; no bias
+        ("batchnorm", (6, 6, 4), 8), ("maxpool", (4, 4, 4), 0),  # (6 + 2 - 2) // 2 + 1
+        ("spatial_dropout", (4, 4, 4), 0), ("avgpool", (4, 4, 4), 0),
+        ("flatten", (64,), 0), ("dense", (5,), 64 * 5 + 5), ("dense", (3,), 18)]
+    bn = table[1]
+    assert (bn.momentum, bn.epsilon) == (0.9, 1e-5)
+    for bad, problem in (('{ type = "maxpool", size = 2, padding = 2 }', "more than half"),
+                         ('{ type = "conv", filters = 2, bias = 1 }', "bias must be true or"),
+                         ('{ type = "batchnorm", momentum = 1.5 }', "momentum must be"),
+                         ('{ type = "conv", filters = 2, padding = -1 }', "padding must be")):
+        path = write(tmp_path, f"layer = [\n  {bad},\n  {{ type = \"flatten\" }},\n]\n",
+                     "bad.toml")
+        with pytest.raises(UserError, match=problem):
+            layer_table(load_arch_file(path), (6, 6, 2), 3)
+    flat = write(tmp_path, 'layer = [{ type = "flatten" }, { type = "spatial_dropout", rate = 0.1 }]',
+                 "flat.toml")
+    with pytest.raises(UserError, match="drops whole channels"):
+        layer_table(load_arch_file(flat), (6, 6, 2), 3)
 
 
 def test_inline_tables_are_the_same_file_format(tmp_path):

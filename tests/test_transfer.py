@@ -532,10 +532,10 @@ def test_check_parity_transfer_prints_the_feature_agreement(tmp_path, path_weigh
     """--check-parity --pipeline transfer: each framework's pooled features of the first test
     images from the same converted weights (PyTorch loads the file with torch.load; Keras the
     arrays PyTorch saved for it), with the padding used (matching: within float32 noise) and
-    Keras' own (not); nothing is written to --out."""
+    Keras' own (not). It writes nothing, so --out is refused (checked in test_inputs)."""
     proc = run_compare("--task", "digits", "--pipeline", "transfer", "--weights", path_weights,
                        "--image-size", "32", "--threads", "1", "--check-parity",
-                       "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"))
+                       "--cache-dir", str(tmp_path / "cache"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [line for line in proc.stdout.splitlines() if "max abs difference" in line]
     assert len(lines) == 2, proc.stdout

@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.init import BN_EPSILON, BN_MOMENTUM
 from common.specs import (ELU_ALPHA, GELU_APPROXIMATE, LEAKY_RELU_SLOPE, ArchSpec, layer_table,
                           same_padding)
 
@@ -68,9 +67,12 @@ def _activation(name: str) -> nn.Module:
 
 
 def _same_pad(in_shape: tuple[int, ...], layer) -> tuple[int, int, int, int]:
-    """(left, right, top, bottom) of TensorFlow's padding; zeros for 'valid'."""
+    """(left, right, top, bottom) of TensorFlow's padding; zeros for 'valid'; an integer padding
+    on every side."""
     if layer.padding == "valid":
         return 0, 0, 0, 0
+    if isinstance(layer.padding, int):
+        return (layer.padding,) * 4
     top, bottom = same_padding(in_shape[0], layer.kernel_size, layer.stride)
     left, right = same_padding(in_shape[1], layer.kernel_size, layer.stride)
     return left, right, top, bottom
@@ -96,6 +98,8 @@ def _pool(in_shape: tuple[int, ...], layer) -> list[nn.Module]:
         if symmetric:  # MaxPool2d's own padding is -inf
             return [nn.MaxPool2d(k, stride=s, padding=(top, left))]
         return [nn.ConstantPad2d(pad, float("-inf")), nn.MaxPool2d(k, stride=s)]
+    if layer.kind == "avgpool" and isinstance(layer.padding, int):  # PyTorch's own rule
+        return [nn.AvgPool2d(k, stride=s, padding=layer.padding, count_include_pad=True)]
     if layer.kind == "avgpool":
         if symmetric:
             return [nn.AvgPool2d(k, stride=s, padding=(top, left), count_include_pad=False)]
@@ -113,7 +117,8 @@ def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: 
             modules += _conv(shape, layer)
         elif layer.kind == "batchnorm":
             norm = nn.BatchNorm2d if len(layer.out_shape) == 3 else nn.BatchNorm1d
-            modules.append(norm(layer.units, eps=BN_EPSILON, momentum=1 - BN_MOMENTUM))
+            # Keras' momentum m weights the old statistics; PyTorch's weights the batch: 1 - m
+            modules.append(norm(layer.units, eps=layer.epsilon, momentum=1 - layer.momentum))
         elif layer.kind == "activation":
             modules.append(_activation(layer.activation))
         elif layer.kind == "maxpool":
@@ -124,6 +129,8 @@ def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: 
             modules.append(GlobalAvgPool())
         elif layer.kind == "dropout":
             modules.append(nn.Dropout(layer.rate))
+        elif layer.kind == "spatial_dropout":  # whole channels, as SpatialDropout2D
+            modules.append(nn.Dropout2d(layer.rate))
         elif layer.kind == "flatten":
             modules.append(FlattenHWC())
         elif layer.kind == "dense":

@@ -20,6 +20,7 @@ from common.config import RunConfig
 from common.data.prepare import PreparedData
 from common.errors import UserError
 from common.loop import EVAL_BATCH_SIZE
+from common.machine import fast_options
 from torch_impl.augment import build_augmenter
 from torch_impl.model import build_model, count_params, load_weights
 from torch_impl.optim import make_optimizer, set_lr
@@ -51,9 +52,22 @@ def setup(threads: int, seed: int, deterministic: bool) -> dict:
 AUTOCAST = {"mixed_bfloat16": torch.bfloat16, "mixed_float16": torch.float16}
 
 
+def set_tf32(mode: str) -> bool:
+    """TF32 for float32 matrix products and convolutions on Ampere and newer GPUs: off in
+    `reference`, on in `fast`, the same rule in every framework. PyTorch's own defaults differ
+    by op (matmul off, cuDNN convolutions on); this sets both. Returns whether TF32 is allowed
+    (it only takes effect on a GPU that has it)."""
+    enabled = mode == "fast"
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+    return enabled
+
+
 class TorchTrainer:
-    """`--mode fast`: channels_last memory format (oneDNN's and cuDNN's preferred conv layout:
-    1.4-1.6x the NCHW img/s on this project's CPUs, benchmarks/overhead.py) and, on a GPU,
+    """`--mode fast`: the options common.machine.fast_options measured fastest for the device
+    (channels_last memory format, oneDNN's and cuDNN's preferred conv layout, by default:
+    1.12x the NCHW img/s on a 2-core AMD EPYC, 1.4-1.6x on an earlier CPU; benchmarks/overhead.py,
+    docs/timing.md) and, on a GPU,
     cuDNN autotuning. `--precision mixed_*`: torch.autocast around forward and loss (and a
     GradScaler for float16), the counterpart of Keras' mixed-precision policy."""
 
@@ -68,7 +82,9 @@ class TorchTrainer:
         if model is None:  # augmentation modules in front, active in training only
             front = build_augmenter(cfg.augment, cfg.seed, data.input_shape, device)
             model = build_model(cfg.arch, data.input_shape, data.num_classes, front)
-        self.memory_format = (torch.channels_last if cfg.mode == "fast"
+        # --mode fast: the options measured fastest for this CPU kind or GPU (common.machine)
+        self.fast_options = fast_options("torch", device) if cfg.mode == "fast" else {}
+        self.memory_format = (torch.channels_last if self.fast_options.get("channels_last")
                               else torch.contiguous_format)
         self.model = model.to(device, memory_format=self.memory_format)
         if weights is not None:
@@ -131,6 +147,11 @@ class TorchTrainer:
                       for start in range(0, len(xt), self.eval_batch_size)]
         return torch.cat(logits).float().cpu().numpy()
 
+    def predict_on_batch(self, x: np.ndarray) -> np.ndarray:
+        """Logits of one small batch (x: (n, H, W, C) float32, n <= the evaluation batch) in one
+        call: the latency a deployed model has (keras' Model.predict_on_batch on the Keras side)."""
+        return self.predict(x)
+
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device, dtype=self.autocast_dtype or torch.float32,
                               enabled=self.autocast_dtype is not None)
@@ -149,6 +170,9 @@ def make_trainer(cfg: RunConfig, data: PreparedData, weights: list | None, devic
                  model: torch.nn.Module | None = None) -> TorchTrainer:
     """The common.loop.Trainer of this framework for `cfg` and the prepared data's shape and
     classes: a new model from cfg.arch (with `weights`, common.init's shared start, or the
-    framework's own init for None), or `model` when given (transfer learning); on `device`.
-    Mirrors keras_impl.train.make_trainer."""
-    return TorchTrainer(cfg, data, weights, device, model)
+    framework's own init for None), or `model` when given (transfer learning); on `device`,
+    with TF32 set by cfg.mode (set_tf32). Mirrors keras_impl.train.make_trainer."""
+    tf32 = set_tf32(cfg.mode)
+    trainer = TorchTrainer(cfg, data, weights, device, model)
+    trainer.tf32 = tf32
+    return trainer

@@ -77,6 +77,9 @@ def cross_run(found: list[tuple[str, str, RunRecord]], filters: list[str] | None
         row = {**values[key], "n": len(records)}
         for name, metric in METRICS.items():
             numbers = [float(metric.read(r)) for r in records]
+            if any(math.isnan(v) for v in numbers):  # a metric some records lack (older ones)
+                row[name] = row[f"{name}_std"] = math.nan
+                continue
             row[name] = statistics.mean(numbers)
             row[f"{name}_std"] = statistics.stdev(numbers) if len(numbers) > 1 else math.nan
         rows.append((row, records))

@@ -59,9 +59,11 @@ def _epochs(records: list[RunRecord]) -> str:
 
 
 def run_setup(record: RunRecord) -> tuple[str, str, str]:
-    """Where and how a run computed: the device it resolved to, its mode and precision."""
-    return (str(record.environment.get("device", record.config.device)), record.config.mode,
-            record.config.precision)
+    """Where and how a run computed: the device it resolved to, its mode and precision (with
+    ' (TF32)' where float32 products ran in TF32 on a GPU: `--mode fast` there)."""
+    device = str(record.environment.get("device", record.config.device))
+    tf32 = device == "cuda" and record.environment.get("tf32") and record.config.precision == "float32"
+    return device, record.config.mode, record.config.precision + (" (TF32)" if tf32 else "")
 
 
 def setup_warning(records: list[RunRecord]) -> str | None:
@@ -106,10 +108,11 @@ def _to_accuracy(records: list[RunRecord], target: float) -> str:
     return text if len(reached) == len(times) else f"{text} ({len(reached)} of {len(times)})"
 
 
-def comparison_table(records: list[RunRecord], target_accuracy: float | None = None
-                     ) -> pd.DataFrame:
-    """One row per framework (repeats pooled as mean ± std). `target_accuracy`: a column of the
-    training seconds to that validation accuracy (seconds_to_accuracy)."""
+def comparison_table(records: list[RunRecord]) -> pd.DataFrame:
+    """One row per framework (repeats pooled as mean ± std). With --target-accuracy A (the
+    records' callbacks.target_accuracy), a column of the training seconds to A validation
+    accuracy (seconds_to_accuracy)."""
+    target_accuracy = records[0].callbacks.target_accuracy if records else None
     rows = []
     for framework, group in group_by_framework(records).items():
         first = group[0]
@@ -137,9 +140,9 @@ def comparison_table(records: list[RunRecord], target_accuracy: float | None = N
     return pd.DataFrame(rows, columns=columns)
 
 
-def markdown_table(records: list[RunRecord], target_accuracy: float | None = None) -> str:
+def markdown_table(records: list[RunRecord]) -> str:
     """comparison_table as markdown."""
-    return markdown(comparison_table(records, target_accuracy))
+    return markdown(comparison_table(records))
 
 
 def difference_line(records: list[RunRecord], key: str, label: str, scale: float = 1.0,
@@ -236,7 +239,7 @@ def render_report(records: list[RunRecord], run_config: dict, transfer_section: 
         "",
         f"Command: `{run_config['command']}`",
         "",
-        markdown_table(records, run_config.get("target_accuracy")),
+        markdown_table(records),
         "",
         *[f"- {line}" for line in difference_lines(records)],
         "",

@@ -24,7 +24,7 @@ import pandas as pd
 from common.config import Callbacks, RunConfig
 from common.records import RunRecord, collect_records
 from common.knobs import conv_batch_norm, conv_filters, conv_kernel, dense_dropout, hidden_dense
-from common.report.run import steady_epoch_seconds
+from common.report.run import seconds_to_accuracy, steady_epoch_seconds
 
 
 # Where the data is read from, not what is trained: never a column.
@@ -63,11 +63,24 @@ METRICS: dict[str, Metric] = {
     "epochs_run": Metric(lambda r: len(r.history), 0),
     "best_epoch": Metric(lambda r: r.best_epoch, 0),
     "params": Metric(lambda r: r.params, 0),
+    # --target-accuracy A: training seconds to A validation accuracy (nan: not reached or no A)
+    "seconds_to_target": Metric(lambda r: _or_nan(
+        seconds_to_accuracy(r, r.callbacks.target_accuracy)
+        if r.callbacks.target_accuracy is not None else None), 1),
+    "inference_ms_per_image": Metric(lambda r: _or_nan(
+        1000 * r.inference["seconds_per_image"] if r.inference else None), 3),
+    "latency_ms": Metric(lambda r: _or_nan(
+        1000 * r.inference["batch1_median_seconds"]
+        if r.inference and r.inference.get("batch1_median_seconds") is not None else None), 2),
 }
 # Test metrics first: a DataFrame printed in an 80-column terminal keeps its first columns.
 DEFAULT_METRICS = ("test_accuracy", "test_loss", "train_seconds", "seconds_per_epoch",
                    "train_accuracy", "val_accuracy")
 ROW_KEYS = ("run", "framework")  # what a row is: a run folder's configuration, per framework
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def _scalar(value: Any) -> Any:

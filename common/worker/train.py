@@ -51,6 +51,9 @@ def run_job(framework: str, job: Job) -> RunRecord:
     # code: unlike the history's running training accuracy, the three numbers are comparable.
     t0 = time.perf_counter()
     test_logits = trainer.predict(data.x_test)
+    inference = {"seconds_per_image": (time.perf_counter() - t0) / max(len(data.x_test), 1),
+                 "batch_size": trainer.eval_batch_size,
+                 "batch1_median_seconds": batch1_latency(trainer, data.x_test)}
     test = score(test_logits, data.y_test)
     train_scores = score(trainer.predict(data.x_train), data.y_train)
     val_scores = score(trainer.predict(data.x_val) if len(data.x_val) else
@@ -77,9 +80,32 @@ def run_job(framework: str, job: Job) -> RunRecord:
         class_names=list(data.class_names), split_hash=data.split_hash,
         input_standardisation={"mean": list(data.channel_mean), "std": list(data.channel_std),
                                "constant_channels": list(data.constant_channels)},
-        environment=environment(cfg.threads, device, facts), transfer=outcome.transfer,
+        environment=environment(cfg.threads, device,
+                                {**facts, "tf32": getattr(trainer, "tf32", False),
+                                 "fast_options": getattr(trainer, "fast_options", {})}),
+        transfer=outcome.transfer, inference=inference,
         contention=monitor.result.to_dict() if monitor.result else None,
     )
     write_json(job.record_path, record)
     return record
+
+
+# Single-image predictions timed for the batch-1 latency, after as many untimed warm-up calls.
+LATENCY_CALLS = 20
+
+
+def batch1_latency(trainer, x: np.ndarray) -> float | None:
+    """Median seconds of one test image's prediction (trainer.predict_on_batch) over up to
+    LATENCY_CALLS images, after LATENCY_CALLS // 4 warm-up calls; None without test images."""
+    if not len(x):
+        return None
+    images = [x[i:i + 1] for i in range(min(LATENCY_CALLS, len(x)))]
+    for image in images[:LATENCY_CALLS // 4]:
+        trainer.predict_on_batch(image)
+    seconds = []
+    for image in images:
+        t0 = time.perf_counter()
+        trainer.predict_on_batch(image)
+        seconds.append(time.perf_counter() - t0)
+    return float(np.median(seconds))
 
