@@ -92,11 +92,22 @@ def digits_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
 # Expensive module- and session-scoped fixtures, most expensive first: every test that uses one
 # runs on the same xdist worker (pytest.ini: --dist loadgroup), so the fixture is built once.
 SHARED_FIXTURES = ("parity", "layer_parity", "runs", "small_runs", "digits_run", "sweep_run",
-                   "built", "keras_resnet50v2", "path_weights", "behaviour")
+                   "built", "keras_resnet50v2", "path_weights", "behaviour", "steps")
+# A test that starts framework processes (a run, a worker job, a parity run) takes seconds:
+# it is marked slow, so `pytest -m "not slow"` is the quick loop of everything else.
+STARTS_PROCESSES = ("run_compare(", "compare.run(", "subprocess.run(", "subprocess.Popen(",
+                    "call_worker(", "run_parity(", "main_error(capsys, *SMALL")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    import inspect  # noqa: PLC0415
+
     for item in items:
         shared = next((f for f in SHARED_FIXTURES if f in item.fixturenames), None)
         if shared is not None:
             item.add_marker(pytest.mark.xdist_group(name=shared))
+        function = getattr(item, "function", None)
+        source = inspect.getsource(function) if function is not None else ""
+        if shared is not None or any(call in source for call in STARTS_PROCESSES):
+            item.add_marker(pytest.mark.slow)

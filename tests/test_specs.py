@@ -334,7 +334,8 @@ def test_dropout_needs_a_hidden_dense_layer(tmp_path):
 
 def test_new_optimizers_are_in_the_registry_and_the_studies():
     assert resolve_optimizer("nadam") == {"name": "nadam", "lr": 1e-3, "beta_1": 0.9,
-                                          "beta_2": 0.999, "epsilon": 1e-7}
+                                          "beta_2": 0.999, "epsilon": 1e-7, "l2": 0.0,
+                                          "decoupled_weight_decay": 0.0}
     assert resolve_optimizer("adamax", lr=0.002)["lr"] == 0.002
     for kind in ("grid", "sweep"):
         assert parse_study(["optimizer=adam,sgd,adamax,nadam"], kind) == {
