@@ -56,7 +56,10 @@ def records_of(run_dir: Path) -> list[RunRecord]:
 
 
 # A small run: one epoch on 200 digits, both frameworks (the shared start of several tests)
-SMALL = ("--framework", "both", "--epochs", "1", "--train-size", "200", "--no-plots")
+# --threads fixed: its default follows the machine's load, and another thread count sums in
+# another order (the same command is reproduced bit for bit only with the same threads).
+SMALL = ("--framework", "both", "--epochs", "1", "--train-size", "200", "--no-plots",
+         "--threads", "1")
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +77,7 @@ def small_runs(tmp_path_factory):
     shown = io.StringIO()
     with contextlib.redirect_stdout(shown):
         frame = compare.run(task="digits", framework="both", epochs=1, train_size=200,
-                            no_plots=True, out=str(out))
+                            no_plots=True, threads=1, out=str(out))
     return out, frame, shown.getvalue()
 
 
@@ -89,10 +92,13 @@ def digits_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     return proc, dirs[0] if dirs else out
 
 
-# Expensive module- and session-scoped fixtures, most expensive first: every test that uses one
-# runs on the same xdist worker (pytest.ini: --dist loadgroup), so the fixture is built once.
+# Expensive session-scoped fixtures, most expensive first: every test that uses one runs on the
+# same xdist worker (pytest.ini: --dist loadgroup), so the fixture is built once. (Session, not
+# module, scope: a worker runs other modules' tests in between, which would tear a module-scoped
+# fixture down and build it again.)
 SHARED_FIXTURES = ("parity", "layer_parity", "runs", "small_runs", "digits_run", "sweep_run",
-                   "built", "keras_resnet50v2", "path_weights", "behaviour", "steps")
+                   "built", "keras_resnet50v2", "path_weights", "behaviour", "steps",
+                   "cli_and_api")
 # A test that starts framework processes (a run, a worker job, a parity run) takes seconds:
 # it is marked slow, so `pytest -m "not slow"` is the quick loop of everything else.
 STARTS_PROCESSES = ("run_compare(", "compare.run(", "subprocess.run(", "subprocess.Popen(",

@@ -48,7 +48,7 @@ print(json.dumps(out))
 """
 
 
-@pytest.fixture(scope="module", params=["keras", "torch"])
+@pytest.fixture(scope="session", params=["keras", "torch"])
 def behaviour(request) -> tuple[str, dict]:
     proc = subprocess.run([sys.executable, "-c", CHECK, request.param], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)

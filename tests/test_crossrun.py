@@ -195,7 +195,7 @@ def test_run_raises_the_command_lines_one_line(tmp_path, capsys, options, argv):
 
 # ----------------------------------------------------------------------------- real runs
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cli_and_api(small_runs):
     return small_runs
 

@@ -83,7 +83,7 @@ print(json.dumps(result))
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs(tmp_path_factory) -> dict[str, tuple[dict, dict[str, np.ndarray]]]:
     """Per process ('pytorch': torch_impl; the rest: Keras backends): its result and arrays."""
     tmp = tmp_path_factory.mktemp("backends")

@@ -48,7 +48,7 @@ def network(kind: str, kernel: int, stride: int, padding: str) -> ArchSpec:
     return ArchSpec(name="layer", layers=(under_test, layer("flatten")))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def layer_parity():
     cases = [case_to_dict(case_name(*config), network(*config[:4]),
                           (config[4], config[4], CHANNELS), NUM_CLASSES, 0,

@@ -27,7 +27,7 @@ SETTINGS = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def steps():
     optimizers = [{**hp, "label": label} for label, hp in SETTINGS.items()]
     case = case_to_dict("digits_cnn", get_preset("digits_cnn"), (8, 8, 1), 10, 0, optimizers)

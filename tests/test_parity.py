@@ -1,6 +1,7 @@
 """Fairness, proven: with shared initial weights every installed Keras backend computes the same
-logits and the same one-step update as PyTorch for every preset (timm-style: parametrized over
-the registry) and every optimizer; the same seed reproduces each framework."""
+logits and the same one-step update as PyTorch, for every optimizer, on the smallest networks
+that exercise each layer kind (the whole registry: benchmarks/parity.py); the same seed
+reproduces each framework."""
 
 from __future__ import annotations
 
@@ -106,18 +107,25 @@ def input_shape(name: str) -> tuple[int, int, int]:
     return SMALL_INPUT.get(name) or get_preset(name).input_shape
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def zoo(tmp_path_factory):
     path = tmp_path_factory.mktemp("arch") / "zoo.toml"
     path.write_text(ZOO)
     return load_arch_file(path)
 
 
-@pytest.fixture(scope="module")
+# The suite proves parity on the smallest networks that exercise each layer kind (the task
+# presets, their batch-norm variants, whale_cnn without its batch norms, and the zoo: every layer
+# type, activation and padding; tests/test_layer_parity.py: every conv and pool configuration);
+# benchmarks/parity.py runs the whole registry and its record is rendered in docs/fairness.md.
+SUITE_PRESETS = ("digits_cnn", "mnist_cnn")
+
+
+@pytest.fixture(scope="session")
 def parity(zoo):
-    """The one parity run for the whole registry: one process per framework, every case."""
-    cases = [case_to_dict(name, spec, input_shape(name), NUM_CLASSES, 0, default_optimizers())
-             for name, spec in PRESETS.items()]
+    """The one parity run of the suite's cases: one process per framework, every case."""
+    cases = [case_to_dict(name, PRESETS[name], input_shape(name), NUM_CLASSES, 0,
+                          default_optimizers()) for name in SUITE_PRESETS]
     # batch norm variants of the small presets (moving statistics are compared apart)
     cases += [case_to_dict(f"{name}+bn", customize(PRESETS[name], batch_norm=True),
                            input_shape(name), NUM_CLASSES, 1, default_optimizers())
@@ -139,8 +147,8 @@ def test_every_preset_has_an_input_size_and_every_task_default_is_a_preset():
     assert len(OPTIMIZERS) == 7 and {"adamax", "nadam"} <= set(OPTIMIZERS)
 
 
-@pytest.mark.parametrize("name", [*PRESETS, *(f"{n}+bn" for n in BN_VARIANTS), "whale_cnn-bn",
-                                  "zoo"])
+@pytest.mark.parametrize("name", [*SUITE_PRESETS, *(f"{n}+bn" for n in BN_VARIANTS),
+                                  "whale_cnn-bn", "zoo"])
 def test_logits_and_one_step_agree(parity, name):
     assert parity[name]["reference"] == "torch"
     expected = set(UNDER_TEST) - {"torch"} - ({"keras-jax"} if name not in JAX_CASES else set())
@@ -154,7 +162,7 @@ def test_logits_and_one_step_agree(parity, name):
             assert diffs["sgd moving stats"] < 1e-3, (framework, diffs)
 
 
-@pytest.mark.parametrize("name", [*PRESETS, "zoo"])
+@pytest.mark.parametrize("name", [*SUITE_PRESETS, "zoo"])
 def test_parameter_counts_agree_with_the_spec(parity, zoo, name):
     spec, shape = (zoo, zoo.input_shape) if name == "zoo" else (PRESETS[name], input_shape(name))
     params = parity[name]["params"]

@@ -127,7 +127,7 @@ def test_tiny_grid_on_digits_both_frameworks(tmp_path):
 
 # --- sweep --------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sweep_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     """lr=1e6 blows SGD up within the first epoch (NaN loss) in both frameworks."""
     out = tmp_path_factory.mktemp("sweep")

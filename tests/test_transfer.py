@@ -60,7 +60,7 @@ torch.save(state, {path!r})
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def path_weights(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("weights") / "mobilenetv2_features.pt"
     run_python(_MAKE_WEIGHTS.format(path=str(path)))
@@ -103,7 +103,7 @@ print(json.dumps(out))
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def built() -> dict[str, dict]:
     keras = _BUILD_ALL.format(fw="keras", threads=THREADS["keras"], blocks=(
         "from keras_impl.transfer import block_index\n"
@@ -238,7 +238,7 @@ print(convert_imagenet_weights(spec, False, {cache!r}))
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def keras_resnet50v2(tmp_path_factory) -> dict[str, str]:
     tmp = tmp_path_factory.mktemp("resnet50v2")
     (tmp / "keras-home" / "models").mkdir(parents=True)
