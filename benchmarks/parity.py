@@ -24,13 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common.files import write_text  # noqa: E402
-from common.frameworks import REFERENCE, installed, is_keras  # noqa: E402
-from common.knobs import customize  # noqa: E402
-from common.launch import run_parity  # noqa: E402
-from common.machine import cpu_model  # noqa: E402
-from common.parity import TOLERANCE, case_to_dict, default_optimizers  # noqa: E402
-from common.specs import PRESETS  # noqa: E402
+from common.files import write_text
+from common.frameworks import REFERENCE, installed, is_keras
+from common.knobs import customize
+from common.launch import run_parity
+from common.machine import cpu_model
+from common.parity import TOLERANCE, case_to_dict, default_optimizers
+from common.specs import PRESETS
 
 OUT = ROOT / "benchmarks" / "results" / "parity"
 NUM_CLASSES = 10
@@ -54,7 +54,7 @@ def cases() -> list[dict]:
 def render(folder: Path) -> str:
     """The table of `folder`/parity.json: per case and framework, the logits' and the worst
     optimizer step's max abs difference from PyTorch, '(no)' above TOLERANCE."""
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd
 
     data = json.loads((folder / "parity.json").read_text())
     rows = []

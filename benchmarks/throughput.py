@@ -24,8 +24,9 @@ emulated and its peak is low, which the table then shows).
 
 `--fast-settings` instead measures each framework's `--mode fast` candidates (PyTorch with and
 without channels_last; Keras on TensorFlow with XLA 'auto' and off) on cifar10_cnn in float32, and
-records the fastest (the default unless another is more than 3% faster) for this CPU kind (common.machine.cpu_kind: intel-amx, amd-avx512, ...) in
-common/fast_settings.json, which `--mode fast` then uses on every machine of that kind.
+records the fastest (the default unless another is more than 3% faster) for this CPU kind
+(common.machine.cpu_kind: intel-amx, amd-avx512, ...) in common/fast_settings.json, which
+`--mode fast` then uses on every machine of that kind.
 
 A measurement taken while other processes used more than common.machine.BUSY_SHARE of the CPU is
 refused: its row says "busy" instead of a figure. The records (one JSON line per measurement,

@@ -107,7 +107,7 @@ STARTS_PROCESSES = ("run_compare(", "compare.run(", "subprocess.run(", "subproce
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    import inspect  # noqa: PLC0415
+    import inspect
 
     for item in items:
         shared = next((f for f in SHARED_FIXTURES if f in item.fixturenames), None)

@@ -43,9 +43,9 @@ def test_settings_agree_across_frameworks(steps, label):
 def test_each_setting_changes_the_step(tmp_path):
     """In PyTorch alone: the step with the settings differs from the default one by far more
     than the tolerance, so a framework that ignored a setting would fail the test above."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
-    from common.launch import call_worker  # noqa: PLC0415
+    from common.launch import call_worker
 
     optimizers = [{**hp, "label": label} for label, hp in SETTINGS.items()]
     case = case_to_dict("digits_cnn", get_preset("digits_cnn"), (8, 8, 1), 10, 0, optimizers)
