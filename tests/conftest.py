@@ -92,10 +92,8 @@ def digits_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     return proc, dirs[0] if dirs else out
 
 
-# Expensive session-scoped fixtures, most expensive first: every test that uses one runs on the
-# same xdist worker (pytest.ini: --dist loadgroup), so the fixture is built once. (Session, not
-# module, scope: a worker runs other modules' tests in between, which would tear a module-scoped
-# fixture down and build it again.)
+# Expensive shared fixtures (session-scoped; pytest.ini's --dist loadfile keeps a file's tests on
+# one worker, so each is built once per worker that needs it): a test that uses one is slow.
 SHARED_FIXTURES = ("parity", "layer_parity", "runs", "small_runs", "digits_run", "sweep_run",
                    "built", "keras_resnet50v2", "path_weights", "behaviour", "steps",
                    "cli_and_api")
@@ -105,14 +103,11 @@ STARTS_PROCESSES = ("run_compare(", "compare.run(", "subprocess.run(", "subproce
                     "call_worker(", "run_parity(", "main_error(capsys, *SMALL")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     import inspect
 
     for item in items:
         shared = next((f for f in SHARED_FIXTURES if f in item.fixturenames), None)
-        if shared is not None:
-            item.add_marker(pytest.mark.xdist_group(name=shared))
         function = getattr(item, "function", None)
         source = inspect.getsource(function) if function is not None else ""
         if shared is not None or any(call in source for call in STARTS_PROCESSES):
