@@ -237,6 +237,7 @@ class KerasTrainer:
     def __init__(self, cfg: RunConfig, data: PreparedData, weights: list | None, device: str,
                  model: keras.Model | None = None):
         """`model`: train this ready model instead of the config's CNN (transfer learning)."""
+        self.tf32 = set_tf32(cfg.mode)  # before anything computes; recorded by the worker
         self.device = device
         self.batch_size = cfg.batch_size
         self.eval_batch_size = EVAL_BATCH_SIZE
@@ -294,8 +295,5 @@ def make_trainer(cfg: RunConfig, data: PreparedData, weights: list | None, devic
     """The common.loop.Trainer of this framework for `cfg` and the prepared data's shape and
     classes: a new model from cfg.arch (with `weights`, common.init's shared start, or the
     framework's own init for None), or `model` when given (transfer learning); on `device`,
-    with TF32 set by cfg.mode (set_tf32). Mirrors torch_impl.train.make_trainer."""
-    tf32 = set_tf32(cfg.mode)
-    trainer = KerasTrainer(cfg, data, weights, device, model)
-    trainer.tf32 = tf32
-    return trainer
+    with TF32 set by cfg.mode (the trainer calls set_tf32). Mirrors torch_impl.train.make_trainer."""
+    return KerasTrainer(cfg, data, weights, device, model)

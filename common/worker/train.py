@@ -81,8 +81,8 @@ def run_job(framework: str, job: Job) -> RunRecord:
         input_standardisation={"mean": list(data.channel_mean), "std": list(data.channel_std),
                                "constant_channels": list(data.constant_channels)},
         environment=environment(cfg.threads, device,
-                                {**facts, "tf32": getattr(trainer, "tf32", False),
-                                 "fast_options": getattr(trainer, "fast_options", {})}),
+                                {**facts, "tf32": trainer.tf32,
+                                 "fast_options": trainer.fast_options}),
         transfer=outcome.transfer, inference=inference,
         contention=monitor.result.to_dict() if monitor.result else None,
     )
