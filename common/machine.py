@@ -118,17 +118,29 @@ def _own_cpu_seconds() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
+def _reading() -> tuple[tuple[float, float] | None, float]:
+    """A point to measure from: (/proc/stat's busy and total jiffies, this process's CPU s)."""
+    return _cpu_times(), _own_cpu_seconds()
+
+
+def _others_since(start: tuple[tuple[float, float] | None, float]) -> float | None:
+    """The share of all cores (0..1) that processes other than this one used since `start`
+    (a _reading): the machine's busy time minus this process's, over the elapsed CPU time;
+    None off Linux or when no time passed."""
+    (cpu0, own0), (cpu1, own1) = start, _reading()
+    if cpu0 is None or cpu1 is None or cpu1[1] <= cpu0[1]:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    busy = (cpu1[0] - cpu0[0]) / ticks - (own1 - own0)
+    return max(0.0, min(1.0, busy / ((cpu1[1] - cpu0[1]) / ticks)))
+
+
 def others_share(seconds: float = SAMPLE_SECONDS) -> float | None:
     """The share of all cores (0..1) that processes other than this one used over the next
     `seconds`; None off Linux."""
-    start, own = _cpu_times(), _own_cpu_seconds()
+    start = _reading()
     time.sleep(seconds)
-    end = _cpu_times()
-    if start is None or end is None or end[1] <= start[1]:
-        return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    busy = (end[0] - start[0]) / ticks - (_own_cpu_seconds() - own)
-    return max(0.0, min(1.0, busy / ((end[1] - start[1]) / ticks)))
+    return _others_since(start)
 
 
 def free_cores() -> tuple[int, float | None]:
@@ -176,33 +188,26 @@ class LoadMonitor:
 
     def __enter__(self) -> "LoadMonitor":
         self._before = others_share()
-        self._start = (_cpu_times(), _own_cpu_seconds(), time.perf_counter())
+        self._start, self._t0 = _reading(), time.perf_counter()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            start, own = _cpu_times(), _own_cpu_seconds()
+            start = _reading()
             if self._stop.wait(SAMPLE_SECONDS):
                 return
-            end = _cpu_times()
-            if start and end and end[1] > start[1]:
-                ticks = os.sysconf("SC_CLK_TCK")
-                busy = (end[0] - start[0]) / ticks - (_own_cpu_seconds() - own)
-                self._samples.append(max(0.0, min(1.0, busy / ((end[1] - start[1]) / ticks))))
+            share = _others_since(start)
+            if share is not None:
+                self._samples.append(share)
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        (cpu0, own0, t0), cpu1 = self._start, _cpu_times()
-        wall = max(time.perf_counter() - t0, 1e-9)
-        own = _own_cpu_seconds() - own0
-        during = None
-        if cpu0 and cpu1 and cpu1[1] > cpu0[1]:
-            ticks = os.sysconf("SC_CLK_TCK")
-            busy = (cpu1[0] - cpu0[0]) / ticks - own
-            during = max(0.0, min(1.0, busy / ((cpu1[1] - cpu0[1]) / ticks)))
+        wall = max(time.perf_counter() - self._t0, 1e-9)
+        own = _own_cpu_seconds() - self._start[1]
+        during = _others_since(self._start)
         shares = [s for s in (self._before, during) if s is not None]
         self.result = Contention(
             cores=os.cpu_count() or 1, threads=self.threads,
