@@ -5,8 +5,8 @@ installed Keras backend against PyTorch, each framework in its own process (comm
     python benchmarks/parity.py                                  # about 3 minutes on 2 cores
     python benchmarks/parity.py --render benchmarks/results/parity
 
-The test suite runs the smallest networks that exercise each layer kind (tests/test_parity.py,
-tests/test_layer_parity.py); this runs the rest. Large presets run on a smaller input that
+The test suite runs the smallest networks that exercise each layer kind, and every conv and
+pool configuration (tests/test_parity.py); this runs the rest. Large presets run on a smaller input that
 builds the same layers (SMALL_INPUT). The record (benchmarks/results/parity/parity.json) keeps,
 per case and framework, the largest absolute difference of the logits and of the weights after
 one step of each optimizer; --render prints the table, marking each figure above
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from common.files import write_text
 from common.frameworks import REFERENCE, installed, is_keras
 from common.knobs import customize
-from common.launch import run_parity
+from common.executors import run_parity
 from common.machine import cpu_model
 from common.parity import TOLERANCE, case_to_dict, default_optimizers
 from common.specs import PRESETS

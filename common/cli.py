@@ -19,6 +19,7 @@ from common.files import write_text
 from common.flags import OUT_FORMATS, build_parser, build_report_parser
 from common.plan import resolve
 from common.preflight import check_data, check_devices, check_weights, input_shape
+from common.ray_executor import check_executor
 from common.records import collect_records
 from common.report.crossrun import cross_run
 from common.report.formats import render_cross_run
@@ -32,6 +33,7 @@ def execute(argv: list[str] | None = None) -> Path | None:
     Returns the folder written (None for --check-parity)."""
     args = build_parser().parse_args(argv)
     plan = resolve(args, argv)
+    check_executor(plan.executor)
     check_devices(plan)
     task: Task = get_task(args.task)
     cfg = plan.config
@@ -54,12 +56,13 @@ def execute(argv: list[str] | None = None) -> Path | None:
         check_parity(plan, input_shape(ds), len(ds.class_names))
     elif plan.study_kind == "grid":
         folder = study_folder(args.out, "grid", cfg, plan.callbacks, plan.study, args.cv)
-        grid_study(folder, plan.study, list(plan.points), plan.frameworks, args.cv, plan.command)
+        grid_study(folder, plan.study, list(plan.points), plan.frameworks, args.cv, plan.command,
+                   plan.executor)
         return folder
     elif plan.study_kind == "sweep":
         folder = study_folder(args.out, "sweep", cfg, plan.callbacks, plan.study)
         sweep_study(folder, plan.study, list(plan.points), plan.frameworks, plan.callbacks,
-                    plan.command, plots=not args.no_plots)
+                    plan.command, plots=not args.no_plots, executor=plan.executor)
         return folder
     else:
         return run_comparison(plan, ds, args.out, plots=not args.no_plots)

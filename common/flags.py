@@ -235,6 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "torch.autocast (mixed_float16 needs a GPU; the CPU takes mixed_bfloat16)")
     g.add_argument("--no-deterministic", action="store_true",
                    help="let the frameworks use non-deterministic kernels (and Keras XLA)")
+    g.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="local: each framework job one after the other on this machine; ray: "
+                   "each job a Ray task on a Ray cluster (an embedded one on this machine, or "
+                   "--ray-address); needs pip install \"ray[default]==2.60.0\" "
+                   "(docs/scaling-out.md)")
+    g.add_argument("--ray-address", metavar="HOST:PORT",
+                   help="join this Ray cluster's head node (implies --executor ray; default: "
+                   "$RAY_ADDRESS, else an embedded single-machine runtime)")
+    g.add_argument("--exclusive", action="store_true",
+                   help="with --executor ray: at most one job per node at a time, so jobs do "
+                   "not share a node's cores, caches and memory bandwidth (timing-grade runs)")
     g.add_argument("--no-plots", action="store_true",
                    help="skip the figures (curves, confusion matrices, worst-classified images)")
     g.add_argument("--out", default=str(ROOT / "results"), help="results folder; each run "

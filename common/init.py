@@ -11,6 +11,8 @@ derives the same table draws the same weights.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from common.specs import ArchSpec, layer_table
@@ -48,3 +50,16 @@ def initial_weights(
                 "moving_mean": np.zeros(c, np.float32), "moving_variance": np.ones(c, np.float32),
             })
     return weights
+
+
+def weights_hash(weights: list[dict[str, np.ndarray]]) -> str:
+    """A short fingerprint (16 hex digits of SHA-256) of initial weights: every array's name,
+    shape, dtype and bytes, in order. Two records with the same hash started from the same
+    weights, on whichever machine they trained."""
+    digest = hashlib.sha256()
+    for i, layer in enumerate(weights):
+        for name in sorted(layer):
+            array = np.ascontiguousarray(layer[name])
+            digest.update(f"{i}/{name}/{array.shape}/{array.dtype}".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()[:16]

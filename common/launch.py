@@ -18,17 +18,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import numpy as np
-
 from common.errors import UserError
-from common.frameworks import BOTH, reference
-from common.parity import compare_outputs
 from common.files import write_json
 from common.tasks import task_slug
 
@@ -84,12 +80,24 @@ def run_worker(framework: str, job: dict, job_path: Path) -> int:
 WorkerJob = tuple[str, str, dict, Path]
 
 
-def run_jobs(jobs: Iterable[WorkerJob]) -> list[str]:
-    """Run framework jobs one after the other, each in its own process (run_worker): the one
-    loop of comparisons, repeats and studies. `jobs` may be a generator (it can print progress
-    or skip finished work as it goes). Returns a line per failed job ('<label> (exit N)'), and
-    'interrupted' last when Ctrl-C, or a framework process interrupted (exit 130), stopped the
-    loop; the jobs after that are not run."""
+@dataclass(frozen=True)
+class Executor:
+    """Where framework jobs run (--executor): `local`, one after the other on this machine, or
+    `ray`, each a Ray Core task on a Ray cluster (common.ray_executor). `address`: the cluster to
+    join (--ray-address; None: $RAY_ADDRESS, else an embedded single-machine runtime);
+    `exclusive`: at most one job per node at a time (timing-grade runs on Ray)."""
+
+    kind: str = "local"
+    address: str | None = None
+    exclusive: bool = False
+
+
+LOCAL = Executor()
+
+
+def run_local(jobs: Iterable[WorkerJob]) -> list[str]:
+    """The local executor: each job in its own process, one after the other (run_worker).
+    Returns failed-job lines as common.executors.run_jobs does."""
     failed: list[str] = []
     try:
         for framework, label, job, job_path in jobs:
@@ -120,44 +128,6 @@ def call_worker(framework: str, job: dict) -> str:
         raise UserError(errors[-1][len("error: "):])
     last = " ".join(proc.stderr.strip().splitlines()[-1:])[:300]
     raise UserError(f"{framework}: the {job['kind']} job failed (exit {proc.returncode}): {last}")
-
-
-def run_parity(cases: list[dict], frameworks: tuple[str, ...] = BOTH,
-               only: dict[str, tuple[str, ...]] | None = None) -> dict[str, dict]:
-    """Each framework computes every case (or, per `only`, the named ones) in its own process;
-    per case: the reference (torch when present), per other framework that computed it its max
-    abs differences from the reference (common.parity), and each parameter count."""
-    only = only or {}
-
-    def computes(framework: str, case: dict) -> bool:
-        return case["name"] in only.get(framework, (case["name"],))
-
-    outputs: dict[str, dict[str, np.ndarray]] = {}
-    with tempfile.TemporaryDirectory(prefix="dlcv-parity-") as tmp:
-        def compute(framework: str) -> None:
-            out = Path(tmp) / f"{framework}.npz"
-            mine = [c for c in cases if computes(framework, c)]
-            call_worker(framework, {"kind": "parity", "cases": mine, "out": str(out)})
-            with np.load(out) as data:
-                outputs[framework] = {k: data[k] for k in data.files}
-
-        # All at once: a parity job runs one thread, and Keras on JAX spends most of its time
-        # compiling each eager op, single-threaded (the registry on all four frameworks, 2 cores:
-        # 159 s one after the other, 132 s at once).
-        with ThreadPoolExecutor(len(frameworks)) as pool:
-            for future in [pool.submit(compute, fw) for fw in frameworks]:
-                future.result()  # the first failure (a one-line UserError) is raised
-    result = {}
-    for case in cases:
-        prefix = case["name"] + "|"
-        halves = {fw: {k[len(prefix):]: v for k, v in outputs[fw].items() if k.startswith(prefix)}
-                  for fw in frameworks if computes(fw, case)}
-        params = {fw: int(h.pop("params")) for fw, h in halves.items()}
-        ref = reference(frameworks)
-        result[case["name"]] = {"reference": ref, "params": params,
-                                "max_abs_diff": {fw: compare_outputs(halves[ref], h)
-                                                 for fw, h in halves.items() if fw != ref}}
-    return result
 
 
 def new_run_dir(out: str | Path, task: str) -> Path:

@@ -160,7 +160,10 @@ class Contention:
     `others_during` / `others_max`: their mean and largest sampled share while it trained;
     `own_cpu_per_thread`: this process's CPU seconds / (wall seconds x threads), about 1 for a
     compute-bound run on free cores (less when its threads waited for a core, or for data);
-    `busy`: others_during or others_before above BUSY_SHARE."""
+    `busy`: others_during or others_before above BUSY_SHARE;
+    `other_jobs`: the most framework processes of this suite other than this one (any run, any
+    executor, e.g. Ray jobs placed on the same machine) seen at a sample while it trained;
+    None off Linux and in records made before it existed."""
 
     cores: int
     threads: int
@@ -169,6 +172,7 @@ class Contention:
     others_max: float | None
     own_cpu_per_thread: float
     busy: bool
+    other_jobs: int | None = None
 
     def to_dict(self) -> dict:
         """The record's `contention` field."""
@@ -184,6 +188,7 @@ class LoadMonitor:
         self.threads = threads
         self.result: Contention | None = None
         self._samples: list[float] = []
+        self._jobs: list[int] = []
         self._stop = threading.Event()
 
     def __enter__(self) -> "LoadMonitor":
@@ -195,6 +200,9 @@ class LoadMonitor:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
+            jobs = other_framework_processes()
+            if jobs is not None:
+                self._jobs.append(jobs)
             start = _reading()
             if self._stop.wait(SAMPLE_SECONDS):
                 return
@@ -214,7 +222,31 @@ class LoadMonitor:
             others_before=_round(self._before), others_during=_round(during),
             others_max=_round(max(self._samples)) if self._samples else _round(during),
             own_cpu_per_thread=round(own / (wall * self.threads), 3),
-            busy=any(s > BUSY_SHARE for s in shares))
+            busy=any(s > BUSY_SHARE for s in shares),
+            other_jobs=max(self._jobs) if self._jobs else None)
+
+
+# How a framework process of this suite shows in /proc/PID/cmdline (common.launch starts each
+# as `python -m common.worker FRAMEWORK JOB`).
+WORKER_MARK = b"\0-m\0common.worker\0"
+
+
+def other_framework_processes() -> int | None:
+    """How many framework processes of this suite other than this one run on this machine now
+    (/proc/PID/cmdline); None off Linux."""
+    proc = Path("/proc")
+    if not (proc / "self").exists():
+        return None
+    count = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if WORKER_MARK in (entry / "cmdline").read_bytes():
+                count += 1
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return count
 
 
 def _round(value: float | None) -> float | None:

@@ -1,7 +1,8 @@
 """The one metric implementation: both frameworks hand over logits, this computes the numbers.
 
 Validation and test loss/accuracy in every record come from here, so a difference between the
-frameworks can never be a difference in how the metric was computed.
+frameworks can never be a difference in how the metric was computed. scikit-learn is imported
+inside the functions that use it: every process imports this module, and it costs ~1 s.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import log_softmax
-from sklearn.metrics import accuracy_score, confusion_matrix
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ def score(logits: np.ndarray, labels: np.ndarray) -> Scores:
     finite (the accuracy is still the argmax's); both nan for no labels. Accuracy: a fraction in
     [0, 1]. Raises
     ValueError when logits are not 2-D or their count differs from the labels'."""
+    from sklearn.metrics import accuracy_score  # ~1 s to import: only where it is used
+
     logits = np.asarray(logits)
     if len(labels) == 0:  # no validation set (--val-size 0): nothing to score
         return Scores(loss=float("nan"), accuracy=float("nan"))
@@ -47,7 +49,9 @@ def score(logits: np.ndarray, labels: np.ndarray) -> Scores:
 
 
 def confusion(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Rows: true class, columns: predicted class."""
+    """Rows: true class, columns: predicted class: an int array (num_classes, num_classes)."""
+    from sklearn.metrics import confusion_matrix  # ~1 s to import: only where it is used
+
     return confusion_matrix(labels, np.asarray(logits).argmax(axis=1), labels=range(num_classes))
 
 

@@ -4,7 +4,7 @@ Each framework's `parity.parity_outputs` returns, for one fixed batch, the infer
 for every optimizer, the weights after one training step (dropout off, BatchNorm in training
 mode), all in Keras layout. `compare_outputs` reduces the two to max absolute differences.
 Used by tests/test_parity.py and by `compare.py --check-parity`, each framework in its own
-process (`common.launch.run_parity`).
+process (`common.executors.run_parity`).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def compare_outputs(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[
 
 
 # --- a parity job: one process per framework (common.worker computes each half,
-# common.launch.run_parity runs both and compares them) -------------------------------------
+# common.executors.run_parity runs both and compares them) -------------------------------------
 
 def case_to_dict(name: str, arch: ArchSpec, input_shape, num_classes: int, seed: int,
                  optimizers: list[dict]) -> dict:

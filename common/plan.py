@@ -17,7 +17,7 @@ from common.config import Callbacks, RunConfig, parse_lr_schedule
 from common.errors import UserError
 from common.flags import build_parser
 from common.frameworks import check_grid_versions, is_keras
-from common.launch import command_line
+from common.launch import LOCAL, Executor, command_line
 from common.machine import free_cores
 from common.optim import resolve_optimizer
 from common.knobs import customize, parse_filters
@@ -130,6 +130,7 @@ class Plan:
     study: Study | None
     points: tuple[RunConfig, ...]  # one per study point, else (config,)
     cv: int = 0  # --grid's cross-validation folds; 0 for anything else
+    executor: Executor = LOCAL  # where the framework jobs run (--executor, --ray-address)
 
 
 _UNSET = object()
@@ -272,5 +273,13 @@ def resolve(args: argparse.Namespace, argv: list[str] | None,
                           target_accuracy=args.target_accuracy)
     frameworks = tuple(args.framework)
     return Plan(command_line(argv), frameworks, cfg, callbacks, args.repeats, study_kind, study,
-                points, args.cv if study_kind == "grid" else 0)
+                points, args.cv if study_kind == "grid" else 0, executor_from_args(args))
+
+
+def executor_from_args(args: argparse.Namespace) -> Executor:
+    """--executor, --ray-address (implies ray) and --exclusive (ray only) as an Executor."""
+    kind = "ray" if args.ray_address else args.executor
+    if args.exclusive and kind != "ray":
+        raise UserError("--exclusive places Ray jobs one per node; add --executor ray")
+    return Executor(kind, args.ray_address, args.exclusive)
 

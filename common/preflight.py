@@ -24,6 +24,8 @@ def check_devices(plan: Plan) -> None:
     cfg = plan.config
     if cfg.device != "cuda" and cfg.precision != "mixed_float16":
         return
+    if plan.executor.kind == "ray":  # the GPUs are the cluster's: common.ray_executor checks
+        return
     for framework in plan.frameworks:
         device = call_worker(framework, {"kind": "device", "device": cfg.device}).splitlines()[-1]
         if cfg.precision == "mixed_float16" and device != "cuda":

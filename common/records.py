@@ -67,6 +67,9 @@ class RunRecord:
     # test-set prediction cost: seconds_per_image at the evaluation batch_size, and the median
     # seconds of one image's prediction (batch1_median_seconds); None in older records
     inference: dict | None = None
+    # common.init.weights_hash of the shared initial weights (--init shared, the CNN pipeline);
+    # None for native initialisation, transfer runs and older records
+    initial_weights_hash: str | None = None
 
     def to_dict(self) -> dict:
         """The record as written to JSON."""

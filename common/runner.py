@@ -16,12 +16,13 @@ from common.figures import write_figures
 from common.files import write_json, write_text
 from common.frameworks import REFERENCE, installed, is_keras
 from common.jobs import Job
-from common.launch import WorkerJob, call_worker, new_run_dir, run_jobs, run_parity
+from common.executors import run_jobs, run_parity
+from common.launch import WorkerJob, call_worker, new_run_dir
 from common.parity import case_to_dict, default_optimizers
 from common.plan import Plan
 from common.records import run_records
 from common.report.parity import agreement_lines, parity_table
-from common.report.run import difference_lines, markdown_table, render_report
+from common.report.run import check_comparable, difference_lines, markdown_table, render_report
 from common.report.transfer import transfer_lines
 from common.report.values import results_csv
 from common.transfer import PADDING_KERAS, PADDING_TORCHVISION, PROBE_IMAGES
@@ -39,7 +40,7 @@ def check_parity(plan: Plan, shape: tuple[int, int, int], num_classes: int) -> N
             raise UserError("--check-parity compares a Keras backend with PyTorch: no Keras "
                             "backend is installed (pip install -r requirements.txt)")
         frameworks = (REFERENCE, keras[0])
-    result = run_parity([case], frameworks)[cfg.model]
+    result = run_parity([case], frameworks, executor=plan.executor)[cfg.model]
     print("\n" + parity_table(cfg.model, cfg.task, shape, cfg.seed, result))
 
 
@@ -99,10 +100,11 @@ def run_comparison(plan: Plan, ds: Dataset, out: str, plots: bool) -> Path:
                           repeat=repeat, callbacks=plan.callbacks)
                 yield framework, framework, job.to_dict(), run_dir / f"job-{framework}{suffix}.json"
 
-    failed = run_jobs(jobs())
+    failed = run_jobs(jobs(), plan.executor)
 
     records = run_records(run_dir)
     if records:
+        check_comparable(records)
         figures = write_figures(records, ds.x_test, run_dir) if plots else ""
         transfer_section = transfer_lines(records, run_dir)  # [] for the CNN pipeline
         write_text(run_dir / "report.md",

@@ -2,7 +2,7 @@
 
 Parent process, framework-free. What a study varies and its points are common.study_settings';
 this module names a study folder after its normalized arguments (so re-running the same command
-with the same --out finds it and resumes), runs the study through common.launch.run_jobs, and
+with the same --out finds it and resumes), runs the study through common.executors.run_jobs, and
 builds its tables (common.report), plot (common.figures) and report only from the records in
 that folder.
 
@@ -33,11 +33,13 @@ import numpy as np
 from common.config import Callbacks, RunConfig
 from common.errors import UserError
 from common.figures import plot_sweep
-from common.launch import WorkerJob, run_jobs
+from common.executors import run_jobs
+from common.launch import LOCAL, Executor, WorkerJob
 from common.errors import RecordError
 from common.files import write_json, write_text
 from common.jobs import GridJob, Job
 from common.records import RunRecord, StudyRow, read_grid_record, read_record
+from common.report.run import check_comparable
 from common.report.studies import (best_table, grid_frame, grid_report, grid_tables, sweep_report,
                                    sweep_table)
 from common.report.values import results_csv
@@ -93,7 +95,7 @@ def record_path(folder: Path, point: dict, framework: str) -> Path:
 
 
 def run_sweep(folder: Path, points: list[dict], configs: list[RunConfig], frameworks: tuple,
-              callbacks: Callbacks) -> list[str]:
+              callbacks: Callbacks, executor: Executor = LOCAL) -> list[str]:
     """Train every missing (configuration, framework); returns what failed or was interrupted.
 
     A record is written atomically by the worker when its run ends, so a readable record is a
@@ -109,13 +111,14 @@ def run_sweep(folder: Path, points: list[dict], configs: list[RunConfig], framew
     def jobs() -> Iterator[WorkerJob]:
         for n, (point, cfg, framework) in enumerate(todo, 1):
             name = point_name(point)
-            print(f"[{n}/{len(todo)}] {framework} {name}", file=sys.stderr, flush=True)
+            if executor.kind == "local":  # Ray's progress bar counts the jobs instead
+                print(f"[{n}/{len(todo)}] {framework} {name}", file=sys.stderr, flush=True)
             job = Job(config=cfg, record_path=str(record_path(folder, point, framework)),
                       callbacks=callbacks)
             yield (framework, f"{framework} {name}", job.to_dict(),
                    folder / f"job-{name}-{framework}.json")
 
-    return run_jobs(jobs())
+    return run_jobs(jobs(), executor)
 
 
 def chance_level(record: RunRecord) -> float:
@@ -170,14 +173,18 @@ def study_config(command: str, kind: str, frameworks: tuple, study: Study,
 
 
 def sweep_study(folder: Path, study: Study, configs: list[RunConfig], frameworks: tuple,
-                callbacks: Callbacks, command: str, plots: bool = True) -> int:
+                callbacks: Callbacks, command: str, plots: bool = True,
+                executor: Executor = LOCAL) -> int:
     """Run (or finish) a sweep, write report.md (+ a PNG for one key), print the table last."""
     points = product(study)
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "config.json", study_config(
         command, "sweep", frameworks, study, configs[0],
         callbacks=dataclasses.asdict(callbacks)))
-    failed = run_sweep(folder, points, configs, frameworks, callbacks)
+    failed = run_sweep(folder, points, configs, frameworks, callbacks, executor)
+    for point in points:  # the frameworks of one point: the same split and initial weights
+        check_comparable([r for fw in frameworks
+                          if (r := finished(record_path(folder, point, fw))) is not None])
     rows = sweep_rows(folder, points, frameworks)
     keys = list(study)
     table = sweep_table(rows, keys)
@@ -209,7 +216,7 @@ def grid_record_path(folder: Path, framework: str) -> Path:
 
 
 def grid_study(folder: Path, study: Study, configs: list[RunConfig], frameworks: tuple, cv: int,
-               command: str) -> int:
+               command: str, executor: Executor = LOCAL) -> int:
     """Run (or finish) a grid search per framework, write report.md, print the tables last.
 
     The unit of resumption is one framework's whole GridSearchCV: its record is written when the
@@ -231,7 +238,7 @@ def grid_study(folder: Path, study: Study, configs: list[RunConfig], frameworks:
                           csv_path=str(folder / f"cv_results-{framework}.csv"))
             yield framework, framework, job.to_dict(), folder / f"job-grid-{framework}.json"
 
-    failed = run_jobs(jobs())
+    failed = run_jobs(jobs(), executor)
 
     records = [r for fw in frameworks
                if (r := finished(grid_record_path(folder, fw), read_grid_record))]

@@ -94,7 +94,7 @@ def digits_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
 
 # Expensive shared fixtures (session-scoped; pytest.ini's --dist loadfile keeps a file's tests on
 # one worker, so each is built once per worker that needs it): a test that uses one is slow.
-SHARED_FIXTURES = ("parity", "layer_parity", "runs", "small_runs", "digits_run", "sweep_run",
+SHARED_FIXTURES = ("parity", "runs", "small_runs", "digits_run", "sweep_run",
                    "built", "keras_resnet50v2", "path_weights", "behaviour", "steps",
                    "cli_and_api")
 # A test that starts framework processes (a run, a worker job, a parity run) takes seconds:

@@ -29,13 +29,14 @@ FRAMEWORKS = frozenset({"torch", "torchvision", "tensorflow", "keras", "jax", "j
                         "scikeras", "skorch"})
 # The parent process: these modules and everything they import.
 PARENT = ("compare", "common.cli", "common.flags", "common.plan", "common.preflight",
-          "common.runner", "common.launch", "common.studies", "common.study_settings",
-          "common.figures", "common.report")
+          "common.runner", "common.launch", "common.executors", "common.ray_executor",
+          "common.studies", "common.study_settings", "common.figures", "common.report")
 # The framework processes' own code.
 WORKER = ("common.worker", "keras_impl", "torch_impl")
 # What only the parent may import.
 PARENT_ONLY = ("compare", "common.cli", "common.flags", "common.plan", "common.preflight",
-               "common.runner", "common.studies", "common.figures", "common.report")
+               "common.runner", "common.executors", "common.ray_executor", "common.studies",
+               "common.figures", "common.report")
 SLOW = ("sklearn", "scipy", "tqdm", "pandas")
 
 Graph = dict[str, set[str]]
@@ -197,6 +198,20 @@ def test_a_framework_import_and_a_cycle_are_caught(imports):
 def test_importing_the_data_package_loads_no_slow_library():
     code = ("import sys, common.data\n"
             f"print(sorted(m for m in {SLOW!r} if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
+
+
+def test_a_framework_process_starts_without_scikit_learn_or_torchvision():
+    """Every framework process imports the worker's modules and its framework's training code;
+    scikit-learn (about 1 s to import: common.metrics imports it where it is used) and
+    torchvision (about 2 s: torch_impl.augment imports it on the first augmented batch) are
+    left to the jobs that need them."""
+    code = ("import sys\n"
+            "import common.worker.train, common.worker.grid, common.worker.parity\n"
+            "import torch_impl.train, torch_impl.parity\n"
+            "print(sorted(m for m in ('sklearn', 'pandas', 'torchvision') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"

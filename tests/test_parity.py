@@ -1,30 +1,35 @@
 """Fairness, proven: with shared initial weights every installed Keras backend computes the same
 logits and the same one-step update as PyTorch, for every optimizer, on the smallest networks
-that exercise each layer kind (the whole registry: benchmarks/parity.py); the same seed
-reproduces each framework."""
+that exercise each layer kind, for every conv and pool configuration, and for the optimizer
+settings labs give (the whole registry: benchmarks/parity.py); the same seed reproduces each
+framework. One parity run for all of it: each framework in its own process, once."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from conftest import SMALL, records_of, run_compare, run_dirs
+from test_optim_settings import SETTINGS
 
 from common.frameworks import REFERENCE, installed, is_keras
-from common.launch import run_parity
-from common.optim import OPTIMIZERS
+from common.executors import run_parity
+from common.optim import OPTIMIZERS, resolve_optimizer
 from common.parity import TOLERANCE, case_to_dict, default_optimizers
 from common.knobs import customize
-from common.specs import PRESETS, count_params, get_preset, load_arch_file
+from common.specs import PRESETS, ArchSpec, count_params, get_preset, layer, load_arch_file
 from common.tasks import TASKS
 
 NUM_CLASSES = 10
 # PyTorch and every installed Keras backend (keras, keras-jax, keras-torch), each in its process.
 UNDER_TEST = (REFERENCE, *(f for f in installed() if is_keras(f)))
-# Keras on JAX compiles every eager op once per shape, single-threaded (~7 s per preset here):
-# the whole registry would take it ~130 s, a fifth of the suite's budget. In the suite it runs
-# two task presets, a batch-norm variant and the zoo (every layer type, activation and padding
-# case); the whole registry was measured on it with the others (README, "Proof: parity"), and
+# Keras on JAX compiles every eager op once per shape, single-threaded (5-20 s per preset
+# here): the whole registry would take it ~130 s, a fifth of the suite's budget. In the suite
+# it runs the smallest task preset, the optimizer settings on it, the zoo (every layer type,
+# activation, padding case and batch norm) and every conv and pool configuration; the whole
+# registry is measured on it with the others (benchmarks/parity.py, docs/fairness.md), and
 # `compare.py --check-parity --framework keras-jax --model PRESET` checks any one.
-JAX_CASES = ("digits_cnn", "mnist_cnn", "digits_cnn+bn", "zoo")
+JAX_CASES = ("digits_cnn", "zoo", "digits_cnn+settings")
 # Each preset runs on the input size recorded in its file, except these: a smaller input builds
 # the same graph (the same layers, each on the same kind of input, every pool still shrinking a
 # map of at least its window) and keeps the one parity run cheap. `compare.py --check-parity`
@@ -114,9 +119,46 @@ def zoo(tmp_path_factory):
     return load_arch_file(path)
 
 
+# Every conv and pool configuration the architecture format allows, each alone: for each kernel
+# size, stride and padding ('same' and 'valid' with TensorFlow's rule, an integer with
+# PyTorch's), on even and odd input sizes (where TensorFlow's 'same' padding is asymmetric or
+# symmetric). Keras 3.15's AveragePooling2D(padding="same") on the torch backend averages
+# differently from TensorFlow when the padding is asymmetric (size 3, stride 2, 16x16: 0.1
+# apart); keras_impl.model pads explicitly there (AvgPoolSame), and these cases show it.
+KINDS = ("conv", "maxpool", "avgpool")
+KERNELS = (1, 2, 3)
+STRIDES = (1, 2)
+PADDINGS = ("same", "valid", 1)  # 1: PyTorch's integer padding on every side
+SIZES = (8, 7)  # even and odd: 'same' pads asymmetrically for some (kernel, stride) on each
+CHANNELS, LAYER_CLASSES = 2, 3
+# A pool's integer padding is at most half its window (PyTorch's rule; the format refuses more).
+CONFIGS = [c for c in itertools.product(KINDS, KERNELS, STRIDES, PADDINGS, SIZES)
+           if not (c[0] != "conv" and isinstance(c[3], int) and c[3] > c[1] // 2)]
+
+# On keras-jax (5-20 s per preset, above) the configurations that pad: a kernel of 2 or 3 with
+# 'same' or an integer padding, where the backends' padding rules can differ. 'valid' and
+# kernel 1 pad nothing; their conv and pool kernels are the ones the presets run on JAX.
+JAX_CONFIGS = [c for c in CONFIGS if c[1] > 1 and c[3] != "valid"]
+
+
+def case_name(kind: str, kernel: int, stride: int, padding: str, size: int) -> str:
+    return f"{kind}-k{kernel}-s{stride}-{padding}-{size}px"
+
+
+def network(kind: str, kernel: int, stride: int, padding: str) -> ArchSpec:
+    """The layer under test on the raw input, then a dense classifier that sees every output.
+    A linear conv keeps negative outputs (a ReLU would hide differences below zero)."""
+    if kind == "conv":
+        under_test = layer("conv", filters=3, kernel=kernel, stride=stride, padding=padding,
+                           activation="linear")
+    else:
+        under_test = layer(kind, size=kernel, stride=stride, padding=padding)
+    return ArchSpec(name="layer", layers=(under_test, layer("flatten")))
+
+
 # The suite proves parity on the smallest networks that exercise each layer kind (the task
 # presets, their batch-norm variants, whale_cnn without its batch norms, and the zoo: every layer
-# type, activation and padding; tests/test_layer_parity.py: every conv and pool configuration);
+# type, activation and padding; every conv and pool configuration; the optimizer settings);
 # benchmarks/parity.py runs the whole registry and its record is rendered in docs/fairness.md.
 SUITE_PRESETS = ("digits_cnn", "mnist_cnn")
 
@@ -133,7 +175,16 @@ def parity(zoo):
     cases.append(case_to_dict("whale_cnn-bn", customize(PRESETS["whale_cnn"], batch_norm=False),
                               input_shape("whale_cnn"), NUM_CLASSES, 0, default_optimizers()))
     cases.append(case_to_dict("zoo", zoo, zoo.input_shape, NUM_CLASSES, 2, default_optimizers()))
-    return run_parity(cases, UNDER_TEST, only={"keras-jax": JAX_CASES})
+    # the optimizer settings labs give, on the smallest preset
+    cases.append(case_to_dict("digits_cnn+settings", get_preset("digits_cnn"), (8, 8, 1),
+                              NUM_CLASSES, 0, [{**hp, "label": label}
+                                               for label, hp in SETTINGS.items()]))
+    # every conv and pool configuration, each alone (keras-jax: those that pad, JAX_CONFIGS)
+    cases += [case_to_dict(case_name(*config), network(*config[:4]),
+                           (config[4], config[4], CHANNELS), LAYER_CLASSES, 0,
+                           [resolve_optimizer("sgd")]) for config in CONFIGS]
+    return run_parity(cases, UNDER_TEST,
+                      only={"keras-jax": (*JAX_CASES, *(case_name(*c) for c in JAX_CONFIGS))})
 
 
 def test_every_requirement_backend_is_under_test():
@@ -168,6 +219,23 @@ def test_parameter_counts_agree_with_the_spec(parity, zoo, name):
     params = parity[name]["params"]
     assert set(params) == set(UNDER_TEST) - ({"keras-jax"} if name not in JAX_CASES else set())
     assert set(params.values()) == {count_params(spec, shape, NUM_CLASSES)}, params
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[case_name(*c) for c in CONFIGS])
+def test_layer_configuration_agrees_on_every_backend(parity, config):
+    result = parity[case_name(*config)]
+    jax = set() if config in JAX_CONFIGS else {"keras-jax"}
+    assert set(result["max_abs_diff"]) == set(UNDER_TEST) - {REFERENCE} - jax
+    assert len(set(result["params"].values())) == 1, result["params"]
+    for framework, diffs in result["max_abs_diff"].items():
+        assert diffs["logits"] < TOLERANCE, (framework, diffs)
+        assert diffs["sgd"] < TOLERANCE, (framework, diffs)
+
+
+@pytest.mark.parametrize("label", [k for k in SETTINGS if "+" in k])
+def test_settings_agree_across_frameworks(parity, label):
+    for framework, diffs in parity["digits_cnn+settings"]["max_abs_diff"].items():
+        assert diffs[label] < TOLERANCE, (framework, label, diffs[label])
 
 
 def test_same_seed_reproduces_each_framework(small_runs, tmp_path):

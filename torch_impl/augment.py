@@ -13,7 +13,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.transforms.v2 import functional as TF
 
 from common.augment import augment_item
 
@@ -26,8 +25,16 @@ def _where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor
     return torch.where(mask[:, None, None, None], a, b)
 
 
+def _tv():
+    """torchvision's functional transforms, imported on first use: importing torchvision costs
+    ~2 s (it imports its models and torch._dynamo), and a run without augmentation needs none."""
+    from torchvision.transforms.v2 import functional
+
+    return functional
+
+
 def _flip(x, g, p):
-    return _where(torch.rand(len(x), generator=g, device=x.device) < p, TF.horizontal_flip(x), x)
+    return _where(torch.rand(len(x), generator=g, device=x.device) < p, _tv().horizontal_flip(x), x)
 
 
 def _crop(x, g, pad):
@@ -44,7 +51,7 @@ def _crop(x, g, pad):
 
 
 def _grayscale(x, g, p):
-    gray = TF.rgb_to_grayscale(x, num_output_channels=3)
+    gray = _tv().rgb_to_grayscale(x, num_output_channels=3)
     return _where(torch.rand(len(x), generator=g, device=x.device) < p, gray, x)
 
 

@@ -12,6 +12,7 @@ import statistics
 import pandas as pd
 from scipy import stats
 
+from common.errors import UserError
 from common.frameworks import reference
 from common.machine import busy_text
 from common.records import RunRecord
@@ -77,6 +78,51 @@ def setup_warning(records: list[RunRecord]) -> str | None:
     return (f"WARNING: the frameworks ran on different {' and '.join(differ)} ("
             + "; ".join(f"{fw} {', '.join(s)}" for fw, s in setups.items())
             + "): the differences below are not the frameworks' alone")
+
+
+def placement_lines(records: list[RunRecord]) -> list[str]:
+    """Why the training seconds of these records are not comparable although each machine was
+    idle: they trained on different kinds of machine (CPU model, or device) or beside different
+    numbers of other jobs of this suite (the Ray executor places several on one node). One
+    line per reason; [] when they ran alike."""
+    def where(r: RunRecord) -> str:
+        env = r.environment
+        return str(env.get('cpu_model', '?'))
+
+    def other_jobs(r: RunRecord) -> int | None:
+        return (r.contention or {}).get("other_jobs")
+
+    lines = []
+    if len({where(r) for r in records}) > 1:
+        lines.append("the frameworks trained on different kinds of machine ("
+                     + "; ".join(f"{r.framework} on {r.environment.get('node', '?')}: "
+                                 f"{where(r)}" for r in records) + ")")
+    if len({other_jobs(r) for r in records}) > 1:
+        lines.append("the frameworks trained beside different numbers of other jobs ("
+                     + "; ".join(f"{r.framework} {other_jobs(r)}" for r in records)
+                     + "; --executor ray --exclusive runs one job per node)")
+    return lines
+
+
+def check_comparable(records: list[RunRecord]) -> None:
+    """Records put side by side must have trained on the same split and, repeat by repeat,
+    from the same initial weights (split_hash, initial_weights_hash): a node that read other
+    data, or another version of the suite, gives records that compare nothing. Raises
+    UserError naming the records that differ."""
+    splits = {r.split_hash for r in records}
+    if len(splits) > 1:
+        raise UserError("the records trained on different data splits ("
+                        + "; ".join(f"{r.framework}: {r.split_hash} on "
+                                    f"{r.environment.get('node', '?')}" for r in records)
+                        + "): check that every node reads the same data (--data-dir), then "
+                        "run again; the records are kept")
+    for repeat in sorted({r.repeat for r in records}):
+        hashes = {r.framework: r.initial_weights_hash for r in records if r.repeat == repeat}
+        if len({h for h in hashes.values() if h is not None}) > 1:
+            raise UserError(f"the records of repeat {repeat} started from different initial "
+                            f"weights ({'; '.join(f'{fw}: {h}' for fw, h in hashes.items())}): "
+                            "every node must run the same version of the suite; the records "
+                            "are kept")
 
 
 def group_by_framework(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
@@ -175,7 +221,7 @@ def difference_lines(records: list[RunRecord]) -> list[str]:
     """Every other framework against the reference column (torch when it ran)."""
     groups = group_by_framework(records)
     ref = reference(list(groups)) if groups else None
-    busy = busy_lines(records)
+    busy = busy_lines(records) + placement_lines(records)
     lines = [difference_line(records, key, label, scale, unit, framework)
              for framework in groups if framework != ref
              for key, label, scale, unit in (("test_accuracy", "test accuracy", 100.0, " pp"),
@@ -184,8 +230,8 @@ def difference_lines(records: list[RunRecord]) -> list[str]:
              if not (busy and key == "train_seconds")]
     if busy:
         lines.append("training seconds: not compared, because " + "; ".join(busy)
-                     + " (the time then depends on the other processes as much as on the "
-                     "framework; rerun on an idle machine)")
+                     + " (the time then depends on the machine and the other processes as "
+                     "much as on the framework; rerun alike on idle machines)")
     return [line for line in [setup_warning(records), divergence_line(records),
                               validation_note(records), *lines] if line]
 

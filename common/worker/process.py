@@ -61,6 +61,10 @@ def environment(threads: int, device: str, framework_facts: dict) -> dict:
         **framework_facts,
         "loaded_frameworks": sorted(m for m in FRAMEWORK_MODULES if m in sys.modules),
         "cpu_model": cpu_model(),
+        # where it ran: the local executor's machine, or the Ray node that common.ray_executor
+        # names in the job's environment
+        "executor": os.environ.get("DLCV_EXECUTOR", "local"),
+        "node": os.environ.get("DLCV_NODE") or platform.node(),
         "thread_policy": dict(THREAD_POLICY_IN_FORCE),
         "date": time.strftime("%Y-%m-%d"),
     }

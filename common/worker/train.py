@@ -8,7 +8,7 @@ import numpy as np
 
 from common.data.prepare import prepare_data
 from common.files import write_json
-from common.init import initial_weights
+from common.init import initial_weights, weights_hash
 from common.jobs import Job
 from common.loop import fit
 from common.machine import LoadMonitor
@@ -30,6 +30,7 @@ def run_job(framework: str, job: Job) -> RunRecord:
     data_seconds = time.perf_counter() - t0
 
     monitor = LoadMonitor(cfg.threads)
+    weights = None
     if cfg.pipeline == "transfer":
         with monitor:
             trainer, result, outcome = fit_transfer(framework, job, data, device)
@@ -85,6 +86,7 @@ def run_job(framework: str, job: Job) -> RunRecord:
                                  "fast_options": trainer.fast_options}),
         transfer=outcome.transfer, inference=inference,
         contention=monitor.result.to_dict() if monitor.result else None,
+        initial_weights_hash=weights_hash(weights) if weights is not None else None,
     )
     write_json(job.record_path, record)
     return record
