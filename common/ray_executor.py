@@ -161,9 +161,10 @@ def run_task(framework: str, job: dict, job_name: str, gpu: bool,
         with subprocess.Popen(argv, cwd=os.getcwd(), env=env, text=True, bufsize=1,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               preexec_fn=_die_with_parent) as proc:
-            def read_stderr() -> None:
+            def read_stderr() -> None:  # the epoch lines, warnings and the error line
                 for line in proc.stderr:
                     tail.append(line.rstrip("\n"))
+                    print(f"[{node}] {line}", end="", file=sys.stderr, flush=True)
             reader = threading.Thread(target=read_stderr, daemon=True)
             reader.start()
             for line in proc.stdout:  # Ray forwards a task's prints to the driver
@@ -281,7 +282,7 @@ def run_tasks(ray: Any, jobs: list[WorkerJob], executor: Executor,
                     failed.append(failure_line(label, result))
                 done_on[result["node"]] += 1
                 bar.update()
-                bar.set_postfix_str(f"{len(running)} running, done per node: "
+                bar.set_postfix_str(f"{len(running)} queued or running, done per node: "
                                     + ", ".join(f"{n} {c}" for n, c in sorted(done_on.items())))
             submit()
     except KeyboardInterrupt:
