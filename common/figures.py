@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-from matplotlib.figure import Figure
-
 # Figure objects, never pyplot: drawing to files changes no global state (the backend of a
-# notebook that imports compare stays the user's), and needs no display.
+# notebook that imports compare stays the user's), and needs no display. matplotlib is imported
+# where a figure is drawn: it takes ~0.5 s, and a run with --no-plots, a report or a study
+# table needs none.
 import numpy as np
 import pandas as pd
 
@@ -35,6 +34,8 @@ FRAMEWORK_STYLE = {
 
 def _subplots(*grid: int, figsize: tuple[float, float], squeeze: bool = True):
     """(figure, axes) like pyplot.subplots, on a Figure that belongs to no pyplot state."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=figsize)
     return fig, fig.subplots(*grid, squeeze=squeeze)
 
@@ -188,6 +189,8 @@ def plot_cross_run(labels: list[str], groups: list[list[RunRecord]], path: Path)
     colour; the framework sets line style and marker, as in the run's own curves."""
     legend_rows = -(-len(labels) // 4)  # four entries a row, below the panels
     fig, axes = _subplots(1, 3, figsize=(16, 4.4 + 0.25 * legend_rows))
+    import matplotlib
+
     colours = matplotlib.colormaps.get_cmap("tab10" if len(groups) <= 20 else "tab20")
     configs: dict[str, int] = {}
     for label, records in zip(labels, groups):

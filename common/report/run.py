@@ -10,7 +10,6 @@ import math
 import statistics
 
 import pandas as pd
-from scipy import stats
 
 from common.errors import UserError
 from common.frameworks import reference
@@ -210,6 +209,8 @@ def difference_line(records: list[RunRecord], key: str, label: str, scale: float
     if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:
         verdict = "significant" if diff != 0 else "not significant"
         return head + f", zero variance in both groups: {verdict}"
+    from scipy import stats  # ~0.4 s to import: only a repeated comparison needs it
+
     test = stats.ttest_ind(a, b, equal_var=False)
     low, high = test.confidence_interval(0.95)
     verdict = "significant" if test.pvalue < 0.05 else "not significant"
