@@ -4,6 +4,7 @@ peak for that precision.
 
     python benchmarks/throughput.py                       # the default subset (< 10 min, 2 cores)
     python benchmarks/throughput.py --frameworks all --modes reference,fast
+    python benchmarks/throughput.py --models my_net.toml  # any architecture file (--model FILE)
     python benchmarks/throughput.py --fast-settings       # what --mode fast uses on this CPU kind
     python benchmarks/throughput.py --render benchmarks/results/throughput
 
@@ -55,7 +56,7 @@ from common.machine import (FAST_DEFAULTS, FAST_OPTIONS_ENV, FAST_SETTINGS, Load
                             apply_thread_policy, cpu_kind, cpu_model)
 from common.optim import resolve_optimizer
 from common.files import write_text
-from common.specs import PRESETS, forward_flops, get_preset
+from common.specs import PRESETS, forward_flops, get_arch
 from common.splits import epoch_order
 
 OUT = ROOT / "benchmarks" / "results" / "throughput"
@@ -92,8 +93,10 @@ def measure(framework: str, mode: str, precision: str, models: list[str], args) 
     train.setup(args.threads, 0, mode == "reference")
     rows = []
     for name in models:
-        arch = get_preset(name)
+        arch = get_arch(name)  # a preset, or an architecture file (--model FILE)
         shape = arch.input_shape
+        if shape is None:
+            raise SystemExit(f"error: {name}: no input size; add an `input = [H, W, C]` line")
         flops = forward_flops(arch, shape, NUM_CLASSES)
         n = images_for(flops, args.gflop)
         rng = np.random.default_rng(0)
@@ -221,7 +224,9 @@ def render(folder: Path) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default=DEFAULT_MODELS, help="all, or a comma list of presets")
+    p.add_argument("--models", default=DEFAULT_MODELS,
+                   help="all, or a comma list of presets and architecture files (TOML, as "
+                   "--model FILE; its own input size, from its `input` line)")
     p.add_argument("--frameworks", default=DEFAULT_FRAMEWORKS,
                    help="all (every installed one) or a comma list")
     p.add_argument("--modes", default="fast", help="comma list of " + ", ".join(MODES)
@@ -232,6 +237,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--gflop", type=float, default=400.0, help="training work per timed epoch")
     p.add_argument("--render", type=Path)
+    p.add_argument("--out", type=Path, default=OUT,
+                   help="where the records go (default: the committed ones, replaced)")
     p.add_argument("--fast-settings", action="store_true",
                    help="measure --mode fast's candidates, record the fastest for this CPU kind")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -260,10 +267,9 @@ def main() -> None:
             "rounds": args.rounds, "gflop": args.gflop,
             "peak_gflop_s": {pr: peak(pr, args.threads) / 1e9
                              for pr in args.precisions.split(",")}}
-    OUT.mkdir(parents=True, exist_ok=True)
-    write_text(OUT / "meta.json", json.dumps(meta, indent=2) + "\n")  # atomic, as records
-    write_text(OUT / "runs.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    print(render(OUT))
+    write_text(args.out / "meta.json", json.dumps(meta, indent=2) + "\n")  # atomic, as records
+    write_text(args.out / "runs.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    print(render(args.out))
 
 
 if __name__ == "__main__":
