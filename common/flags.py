@@ -222,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("execution")
     g.add_argument("--threads", type=int,
                    help="CPU threads for each framework (the same for both; default: the cores "
-                   "other processes leave free at start, all of them on an idle machine)")
+                   "other processes leave free at start, all of them on an idle machine; with "
+                   "--executor ray, 1, so a node runs a job per core)")
     g.add_argument("--device", default="auto", choices=DEVICES,
                    help="auto: the GPU wherever a framework's build can use one, else the CPU; "
                    "cuda: every framework on the GPU, or one line naming the one that cannot")

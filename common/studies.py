@@ -184,7 +184,8 @@ def sweep_study(folder: Path, study: Study, configs: list[RunConfig], frameworks
     failed = run_sweep(folder, points, configs, frameworks, callbacks, executor)
     for point in points:  # the frameworks of one point: the same split and initial weights
         check_comparable([r for fw in frameworks
-                          if (r := finished(record_path(folder, point, fw))) is not None])
+                          if (r := finished(record_path(folder, point, fw))) is not None],
+                         resume=True)
     rows = sweep_rows(folder, points, frameworks)
     keys = list(study)
     table = sweep_table(rows, keys)

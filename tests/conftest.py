@@ -95,12 +95,12 @@ def digits_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
 # Expensive shared fixtures (session-scoped; pytest.ini's --dist loadfile keeps a file's tests on
 # one worker, so each is built once per worker that needs it): a test that uses one is slow.
 SHARED_FIXTURES = ("parity", "runs", "small_runs", "digits_run", "sweep_run",
-                   "built", "keras_resnet50v2", "path_weights", "behaviour", "steps",
-                   "cli_and_api")
+                   "built", "keras_resnet50v2", "path_weights", "behaviour", "cli_and_api",
+                   "local_ray")
 # A test that starts framework processes (a run, a worker job, a parity run) takes seconds:
 # it is marked slow, so `pytest -m "not slow"` is the quick loop of everything else.
 STARTS_PROCESSES = ("run_compare(", "compare.run(", "subprocess.run(", "subprocess.Popen(",
-                    "call_worker(", "run_parity(", "main_error(capsys, *SMALL")
+                    "call_worker(", "run_parity(", "run_tasks(", "main_error(capsys, *SMALL")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

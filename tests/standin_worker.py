@@ -1,8 +1,9 @@
 """A stand-in for `python -m common.worker FRAMEWORK JOB.json` in the executor tests: it trains
-nothing. It records when it started, that it ran (one line per start in `job["starts"]`), sleeps
-`job["sleep"]` seconds printing a line per second, then writes a record with what it saw
-(CUDA_VISIBLE_DEVICES, node, pid, start and end time) to `job["record_path"]`, or prints
-`job["error"]` as the worker's one error line and exits with `job["exit"]`."""
+nothing, and ends with the Ray task that started it, as the worker does. It records when it
+started, that it ran (one line per start in `job["starts"]`), sleeps `job["sleep"]` seconds
+printing a line per second, then writes a record with what it saw (CUDA_VISIBLE_DEVICES, node,
+pid, start and end time) to `job["record_path"]`, or prints `job["error"]` as the worker's one
+error line and exits with `job["exit"]`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ import time
 
 
 def main(framework: str, job_path: str) -> int:
+    sys.path.insert(0, os.getcwd())  # the project (a Ray task's working_dir)
+    from common.worker.process import die_with_parent
+
+    die_with_parent(os.environ.get("DLCV_PARENT_PID"))  # as common.worker does
     job = json.loads(open(job_path).read())
     started = time.time()
     with open(job["starts"], "a") as f:

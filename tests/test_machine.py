@@ -122,3 +122,22 @@ def test_fast_options_are_the_measured_ones_for_this_cpu_kind(tmp_path, monkeypa
     assert machine.fast_options("keras", "cuda") == {"jit_compile": True}
     monkeypatch.setenv(machine.FAST_OPTIONS_ENV, '{"channels_last": true}')
     assert machine.fast_options("torch", "cpu") == {"channels_last": True}
+
+
+def test_framework_processes_are_found_by_their_command_line():
+    """A process whose command line reads `... -m common.worker ...` is found while it runs
+    (other_framework_processes counts them, this one excluded); this test process is not."""
+    from common.machine import framework_process_ids, other_framework_processes
+
+    # argv as a framework process's: python -c ... -m common.worker torch (sleeps instead)
+    fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "-m",
+                             "common.worker", "torch"])
+    try:
+        time.sleep(0.2)
+        found = framework_process_ids()
+        assert fake.pid in found and os.getpid() not in found
+        assert other_framework_processes() >= 1
+    finally:
+        fake.kill()
+        fake.wait()
+    assert fake.pid not in framework_process_ids()

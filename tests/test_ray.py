@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import main_error, one_line_error, run_compare
 
+from common.errors import UserError
 from common.launch import Executor
 from common.records import read_record
 
@@ -90,6 +91,7 @@ def test_a_sweep_on_a_two_node_cluster_equals_the_local_one(ray_home, tmp_path):
     for name, record in mine.items():
         assert round(record.test_accuracy, 4) == round(theirs[name].test_accuracy, 4)
         assert record.split_hash == theirs[name].split_hash
+        assert record.initial_weights_hash is not None
         assert record.initial_weights_hash == theirs[name].initial_weights_hash
         assert record.environment["executor"] == "ray"
     assert len({r.environment["node"] for r in mine.values()}) == 2  # one job per node
@@ -113,22 +115,45 @@ def standin_job(folder: Path, name: str, device: str = "cpu", **extra) -> tuple:
 
 
 def test_jobs_run_two_at_a_time_with_their_devices(local_ray, tmp_path):
-    jobs = [standin_job(tmp_path, f"gpu{i}", "cuda", sleep=1.5) for i in range(2)]
-    jobs += [standin_job(tmp_path, f"cpu{i}", sleep=1.5) for i in range(2)]
+    # the two GPU jobs first: 2 CPUs and 2 GPUs free, so they run at the same time
+    jobs = [standin_job(tmp_path, f"gpu{i}", "cuda", sleep=2) for i in range(2)]
+    jobs += [standin_job(tmp_path, f"cpu{i}", sleep=1) for i in range(2)]
     assert ray_executor.run_tasks(local_ray, jobs, Executor("ray"), STANDIN) == []
     records = {p.stem[len("record-"):]: json.loads(p.read_text())
                for p in tmp_path.glob("record-*.json")}
     assert set(records) == {"gpu0", "gpu1", "cpu0", "cpu1"}
     gpu0, gpu1 = records["gpu0"], records["gpu1"]
-    assert gpu0["cuda"] in ("0", "1") and gpu1["cuda"] in ("0", "1")  # one GPU each
-    if gpu0["started"] < gpu1["ended"] and gpu1["started"] < gpu0["ended"]:
-        assert gpu0["cuda"] != gpu1["cuda"]  # at the same time: different GPUs
+    assert gpu0["started"] < gpu1["ended"] and gpu1["started"] < gpu0["ended"]
+    assert {gpu0["cuda"], gpu1["cuda"]} == {"0", "1"}  # one GPU each, not the same one
     assert records["cpu0"]["cuda"] == records["cpu1"]["cuda"] == ""  # none for CPU jobs
     # one CPU per job (--threads 1) on 2 CPUs: never more than two at once
     times = sorted((r["started"], r["ended"]) for r in records.values())
     for start, _ in times:
         assert sum(s <= start < e for s, e in times) <= 2
     assert all((tmp_path / f"job-{name}.json").is_file() for name in records)
+
+
+def test_a_gpu_job_without_a_gpu_node_is_one_line(ray_home, tmp_path):
+    """check_resources on a node without GPUs (the embedded runtime's own view is not needed:
+    the nodes are given as Ray lists them)."""
+    class NoGpuRay:
+        @staticmethod
+        def nodes():
+            return [{"Alive": True, "NodeID": "n1", "Resources": {"CPU": 8.0}}]
+
+    job = standin_job(tmp_path, "g", "cuda")
+    with pytest.raises(UserError, match="torch g: a GPU job .* no Ray node has a GPU"):
+        ray_executor.check_resources(NoGpuRay, [job], [True])
+    # CPUs on one node, the GPU on another: no node fits both
+    class SplitRay:
+        @staticmethod
+        def nodes():
+            return [{"Alive": True, "NodeID": "n1", "Resources": {"CPU": 8.0}},
+                    {"Alive": True, "NodeID": "n2", "Resources": {"CPU": 2.0, "GPU": 1.0}}]
+
+    job[2]["config"]["threads"] = 4
+    with pytest.raises(UserError, match="--threads 4: no Ray node has that many CPUs and a GPU"):
+        ray_executor.check_resources(SplitRay, [job], [True])
 
 
 def test_a_failed_job_is_one_line_naming_the_node_and_never_retried(local_ray, tmp_path):
@@ -154,12 +179,16 @@ def test_exclusive_runs_one_job_per_node_at_a_time(local_ray, tmp_path):
 
 def test_ctrl_c_cancels_running_jobs_and_keeps_finished_records(local_ray, tmp_path):
     jobs = [standin_job(tmp_path, "quick"), standin_job(tmp_path, "slow", sleep=60)]
-    timer = threading.Timer(4.0, _thread.interrupt_main)  # Ctrl-C in the driver
-    timer.start()
-    try:
-        failed = ray_executor.run_tasks(local_ray, jobs, Executor("ray"), STANDIN)
-    finally:
-        timer.cancel()
+
+    def interrupt_when_quick_is_done() -> None:  # Ctrl-C in the driver, once one job finished
+        for _ in range(600):
+            if (tmp_path / "record-quick.json").exists():
+                break
+            time.sleep(0.1)
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_when_quick_is_done, daemon=True).start()
+    failed = ray_executor.run_tasks(local_ray, jobs, Executor("ray"), STANDIN)
     assert failed == ["interrupted"]
     assert (tmp_path / "record-quick.json").is_file()
     assert not (tmp_path / "record-slow.json").exists()
@@ -175,5 +204,5 @@ def test_ctrl_c_cancels_running_jobs_and_keeps_finished_records(local_ray, tmp_p
 def test_more_threads_than_any_node_has_is_one_line(local_ray, tmp_path):
     job = standin_job(tmp_path, "big")
     job[2]["config"]["threads"] = 3
-    with pytest.raises(Exception, match="--threads 3: no Ray node has that many CPUs"):
+    with pytest.raises(UserError, match="--threads 3: no Ray node has that many CPUs"):
         ray_executor.run_tasks(local_ray, [job], Executor("ray"), STANDIN)

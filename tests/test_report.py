@@ -101,3 +101,40 @@ def test_rows_name_their_setup_and_a_mixed_comparison_is_flagged():
     assert warning.startswith("WARNING: the frameworks ran on different devices and modes")
     assert "keras cpu, reference, float32; torch cuda, fast, float32" in warning
     assert not difference_lines([cpu, make_record("torch")])[0].startswith("WARNING")
+
+
+def test_records_of_other_splits_or_initial_weights_are_refused_side_by_side():
+    """A node that read data of another size, or ran another version of the suite: the report
+    names each record's hash and node instead of comparing them."""
+    from common.errors import UserError
+    from common.report.run import check_comparable
+
+    keras = make_record("keras", initial_weights_hash="aa", environment={"node": "n1"})
+    torch = make_record("torch", initial_weights_hash="aa", environment={"node": "n2"})
+    check_comparable([keras, torch])  # the same split and start: fine
+    with pytest.raises(UserError, match="different data splits .*keras: 0123.* on n1"):
+        check_comparable([keras, replace(torch, split_hash="ffff")])
+    with pytest.raises(UserError, match="repeat 0 started from different initial weights "
+                                        r"\(keras: aa on n1; torch: bb on n2\).*move the records"):
+        check_comparable([keras, replace(torch, initial_weights_hash="bb")], resume=True)
+    # other repeats start from other weights (seed + repeat): not a mismatch
+    check_comparable([keras, torch, replace(keras, repeat=1, initial_weights_hash="cc"),
+                      replace(torch, repeat=1, initial_weights_hash="cc")])
+
+
+def test_other_cpus_or_other_jobs_beside_withhold_the_time_verdict():
+    def record(framework, cpu, other_jobs):
+        return make_record(framework, environment={"cpu_model": cpu, "node": f"{framework}-n"},
+                           contention={"busy": False, "other_jobs": other_jobs})
+
+    alike = [record("keras", "EPYC", 1), record("torch", "EPYC", 1)]
+    assert not any(line.startswith("training seconds: not compared")
+                   for line in difference_lines(alike))
+    for records, reason in (([record("keras", "EPYC", 0), record("torch", "Xeon", 0)],
+                             "different kinds of CPU (keras on keras-n: EPYC; torch on torch-n"),
+                            ([record("keras", "EPYC", 0), record("torch", "EPYC", 2)],
+                             "different numbers of other jobs (keras 0; torch 2")):
+        lines = difference_lines(records)
+        verdict = [line for line in lines if line.startswith("training seconds")]
+        assert len(verdict) == 1 and verdict[0].startswith("training seconds: not compared")
+        assert reason in verdict[0], verdict[0]

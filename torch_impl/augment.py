@@ -26,8 +26,9 @@ def _where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor
 
 
 def _tv():
-    """torchvision's functional transforms, imported on first use: importing torchvision costs
-    ~2 s (it imports its models and torch._dynamo), and a run without augmentation needs none."""
+    """torchvision's functional transforms. Importing torchvision costs ~2 s (it imports its
+    models and torch._dynamo): build_augmenter imports it when the model is built (outside the
+    timed epochs), and a run without augmentation never does."""
     from torchvision.transforms.v2 import functional
 
     return functional
@@ -115,4 +116,6 @@ def build_augmenter(names: tuple[str, ...], seed: int, input_shape: tuple[int, i
     """The augmentation modules to put in front of the model (empty when there are none); they
     share one seeded generator on `device`. `input_shape`: the transforms read it from x."""
     generator = torch.Generator(device=device).manual_seed(seed)
+    if names:
+        _tv()  # imported now, while the model is built, not in the first timed epoch
     return [RandomTransform(name, generator) for name in names]

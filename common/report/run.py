@@ -81,21 +81,21 @@ def setup_warning(records: list[RunRecord]) -> str | None:
 
 def placement_lines(records: list[RunRecord]) -> list[str]:
     """Why the training seconds of these records are not comparable although each machine was
-    idle: they trained on different kinds of machine (CPU model, or device) or beside different
-    numbers of other jobs of this suite (the Ray executor places several on one node). One
-    line per reason; [] when they ran alike."""
-    def where(r: RunRecord) -> str:
-        env = r.environment
-        return str(env.get('cpu_model', '?'))
+    idle: they trained on different kinds of CPU (environment cpu_model; a device difference is
+    setup_warning's) or beside different numbers of other jobs of this suite
+    (contention.other_jobs: the Ray executor places several on one node). One line per
+    reason; [] when they ran alike."""
+    def cpu(r: RunRecord) -> str:
+        return str(r.environment.get("cpu_model", "?"))
 
     def other_jobs(r: RunRecord) -> int | None:
         return (r.contention or {}).get("other_jobs")
 
     lines = []
-    if len({where(r) for r in records}) > 1:
-        lines.append("the frameworks trained on different kinds of machine ("
-                     + "; ".join(f"{r.framework} on {r.environment.get('node', '?')}: "
-                                 f"{where(r)}" for r in records) + ")")
+    if len({cpu(r) for r in records}) > 1:
+        lines.append("the frameworks trained on different kinds of CPU ("
+                     + "; ".join(f"{r.framework} on {r.environment.get('node', '?')}: {cpu(r)}"
+                                 for r in records) + ")")
     if len({other_jobs(r) for r in records}) > 1:
         lines.append("the frameworks trained beside different numbers of other jobs ("
                      + "; ".join(f"{r.framework} {other_jobs(r)}" for r in records)
@@ -103,25 +103,27 @@ def placement_lines(records: list[RunRecord]) -> list[str]:
     return lines
 
 
-def check_comparable(records: list[RunRecord]) -> None:
-    """Records put side by side must have trained on the same split and, repeat by repeat,
-    from the same initial weights (split_hash, initial_weights_hash): a node that read other
-    data, or another version of the suite, gives records that compare nothing. Raises
-    UserError naming the records that differ."""
-    splits = {r.split_hash for r in records}
-    if len(splits) > 1:
+def check_comparable(records: list[RunRecord], resume: bool = False) -> None:
+    """Records put side by side must have trained on the same train/validation split and,
+    repeat by repeat, from the same initial weights (split_hash: the split's indices, so data
+    of the same size read differently elsewhere is not caught; initial_weights_hash: every
+    array). Raises UserError naming each record's hash and node; `resume`: in a study folder,
+    where the same command repeats only the runs whose records were moved aside."""
+    then = ("move the records that differ out of the study folder and run the same command: "
+            "their runs are repeated" if resume else "then run again; the records are kept")
+    if len({r.split_hash for r in records}) > 1:
         raise UserError("the records trained on different data splits ("
                         + "; ".join(f"{r.framework}: {r.split_hash} on "
                                     f"{r.environment.get('node', '?')}" for r in records)
-                        + "): check that every node reads the same data (--data-dir), then "
-                        "run again; the records are kept")
+                        + f"): check that every node reads the same data (--data-dir); {then}")
     for repeat in sorted({r.repeat for r in records}):
-        hashes = {r.framework: r.initial_weights_hash for r in records if r.repeat == repeat}
-        if len({h for h in hashes.values() if h is not None}) > 1:
+        hashes = {r.framework: (r.initial_weights_hash, r.environment.get("node", "?"))
+                  for r in records if r.repeat == repeat}
+        if len({h for h, _ in hashes.values() if h is not None}) > 1:
             raise UserError(f"the records of repeat {repeat} started from different initial "
-                            f"weights ({'; '.join(f'{fw}: {h}' for fw, h in hashes.items())}): "
-                            "every node must run the same version of the suite; the records "
-                            "are kept")
+                            "weights (" + "; ".join(f"{fw}: {h} on {node}" for fw, (h, node)
+                                                    in hashes.items())
+                            + f"): every node must run the same version of the suite; {then}")
 
 
 def group_by_framework(records: list[RunRecord]) -> dict[str, list[RunRecord]]:

@@ -81,6 +81,7 @@ def main(argv: list[str]) -> None:
     policy and KERAS_BACKEND before any framework is imported, then run the job. Exits with a
     UserError's code after one `error: FRAMEWORK: ...` line on stderr, 130 on Ctrl-C."""
     framework, job_path = argv
+    process.die_with_parent(os.environ.get("DLCV_PARENT_PID"))
     process.THREAD_POLICY_IN_FORCE.update(apply_thread_policy())  # before any framework is imported
     backend = FRAMEWORKS[framework].keras_backend
     if backend is not None:  # before keras_impl (and so Keras) is first imported

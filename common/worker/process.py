@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+import signal
 import sys
 import time
 from contextlib import contextmanager
@@ -69,3 +70,19 @@ def environment(threads: int, device: str, framework_facts: dict) -> dict:
         "date": time.strftime("%Y-%m-%d"),
     }
 
+
+def die_with_parent(parent_pid: str | None) -> None:
+    """Started by a Ray task (common.ray_executor sets DLCV_PARENT_PID): end when that process
+    ends, as a forced ray.cancel kills it and this process must not train on (Linux's
+    PR_SET_PDEATHSIG; where it is missing, nothing happens). If the parent is already gone,
+    exit 130 at once."""
+    if not parent_pid:
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent_pid):  # it died before prctl took effect
+        os._exit(130)

@@ -30,7 +30,7 @@ def run_job(framework: str, job: Job) -> RunRecord:
     data_seconds = time.perf_counter() - t0
 
     monitor = LoadMonitor(cfg.threads)
-    weights = None
+    start_hash = None
     if cfg.pipeline == "transfer":
         with monitor:
             trainer, result, outcome = fit_transfer(framework, job, data, device)
@@ -38,6 +38,7 @@ def run_job(framework: str, job: Job) -> RunRecord:
         t0 = time.perf_counter()
         weights = (initial_weights(cfg.arch, data.input_shape, data.num_classes, cfg.seed)
                    if cfg.init == "shared" else None)
+        start_hash = weights_hash(weights) if weights is not None else None  # before training
         trainer = train.make_trainer(cfg, data, weights, device)
         outcome = RunOutcome(model=cfg.model, params=trainer.params,
                                   build_seconds=time.perf_counter() - t0,
@@ -86,7 +87,7 @@ def run_job(framework: str, job: Job) -> RunRecord:
                                  "fast_options": trainer.fast_options}),
         transfer=outcome.transfer, inference=inference,
         contention=monitor.result.to_dict() if monitor.result else None,
-        initial_weights_hash=weights_hash(weights) if weights is not None else None,
+        initial_weights_hash=start_hash,
     )
     write_json(job.record_path, record)
     return record
