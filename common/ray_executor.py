@@ -127,22 +127,26 @@ def connect(executor: Executor) -> Any:
     return ray
 
 
+def _job_config(job: dict) -> dict:
+    """A job dict's configuration: a train job's config, a grid's first point's ({} if none)."""
+    return job.get("config") or (job.get("configs") or [{}])[0]
+
+
 def job_device(job: dict) -> str:
-    """The --device of a job dict (a train job's config; a grid's first configuration's)."""
-    config = job.get("config") or (job.get("configs") or [{}])[0]
-    return config.get("device", "cpu")
+    """The --device of a job dict ("cpu" when it names none, as a parity job)."""
+    return _job_config(job).get("device", "cpu")
 
 
 def job_threads(job: dict) -> int:
     """The CPU threads a job runs with (its num_cpus on Ray); 1 when it names none."""
-    config = job.get("config") or (job.get("configs") or [{}])[0]
-    return int(config.get("threads") or job.get("threads") or 1)
+    return int(_job_config(job).get("threads") or job.get("threads") or 1)
 
 
 def run_task(framework: str, job: dict, job_name: str, gpu: bool,
              command: list[str] | None = None) -> dict:
     """The body of one Ray task, on the node Ray chose: run the framework process on the job
-    with its outputs in a temporary folder; stream its stdout prefixed with the node; return
+    with its outputs in a temporary folder; stream its stdout and stderr (the epoch lines)
+    prefixed with the node, which Ray forwards to the driver; return
     {"exit": status, "files": {name: bytes}, "stderr": tail, "node": name, "node_id": id}."""
     import ray
 
