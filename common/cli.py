@@ -33,7 +33,7 @@ def execute(argv: list[str] | None = None) -> Path | None:
     Returns the folder written (None for --check-parity)."""
     args = build_parser().parse_args(argv)
     plan = resolve(args, argv)
-    check_executor(plan.executor)
+    check_executor(plan.executor, plan.config.threads)
     check_devices(plan)
     task: Task = get_task(args.task)
     cfg = plan.config

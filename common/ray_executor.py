@@ -93,14 +93,20 @@ def check_reachable(address: str) -> None:
                         "the address") from None
 
 
-def check_executor(executor: Executor) -> None:
-    """Pre-flight, before anything is written: Ray installed, a given address reachable."""
+def check_executor(executor: Executor, threads: int = 1) -> None:
+    """Pre-flight, before anything is written: Ray installed, a given address reachable, and
+    for an embedded runtime (this machine) the `threads` of each job within its cores (a
+    cluster's nodes are checked when the jobs are submitted: check_resources). Raises
+    UserError."""
     if executor.kind != "ray":
         return
     import_ray()
     address = cluster_address(executor)
     if address:
         check_reachable(address)
+    elif threads > (os.cpu_count() or 1):
+        raise UserError(f"--threads {threads}: this machine has {os.cpu_count()} cores, and "
+                        "each Ray job asks for its threads as CPUs; give fewer")
 
 
 def connect(executor: Executor) -> Any:

@@ -206,3 +206,13 @@ def test_more_threads_than_any_node_has_is_one_line(local_ray, tmp_path):
     job[2]["config"]["threads"] = 3
     with pytest.raises(UserError, match="--threads 3: no Ray node has that many CPUs"):
         ray_executor.run_tasks(local_ray, [job], Executor("ray"), STANDIN)
+
+
+def test_more_threads_than_this_machine_has_is_refused_before_anything_is_written(capsys,
+                                                                                   tmp_path):
+    out = tmp_path / "out"
+    cores = os.cpu_count()
+    message = main_error(capsys, "--task", "digits", "--executor", "ray", "--threads",
+                         str(cores + 1), "--out", str(out))
+    assert f"--threads {cores + 1}: this machine has {cores} cores" in message
+    assert not out.exists()
