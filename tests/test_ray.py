@@ -116,7 +116,7 @@ def standin_job(folder: Path, name: str, device: str = "cpu", **extra) -> tuple:
 
 def test_jobs_run_two_at_a_time_with_their_devices(local_ray, tmp_path):
     # the two GPU jobs first: 2 CPUs and 2 GPUs free, so they run at the same time
-    jobs = [standin_job(tmp_path, f"gpu{i}", "cuda", sleep=2) for i in range(2)]
+    jobs = [standin_job(tmp_path, f"gpu{i}", "cuda", sleep=3) for i in range(2)]
     jobs += [standin_job(tmp_path, f"cpu{i}", sleep=1) for i in range(2)]
     assert ray_executor.run_tasks(local_ray, jobs, Executor("ray"), STANDIN) == []
     records = {p.stem[len("record-"):]: json.loads(p.read_text())
