@@ -1,8 +1,10 @@
 """The one metric implementation: both frameworks hand over logits, this computes the numbers.
 
 Validation and test loss/accuracy in every record come from here, so a difference between the
-frameworks can never be a difference in how the metric was computed. scikit-learn is imported
-inside the functions that use it: every process imports this module, and it costs ~1 s.
+frameworks can never be a difference in how the metric was computed. Accuracy and the confusion
+matrix are numpy one-liners with scikit-learn's definitions (accuracy_score,
+confusion_matrix; tests/test_common.py checks them against scikit-learn): every framework
+process computes them, and importing scikit-learn would add about a second to its start.
 """
 
 from __future__ import annotations
@@ -33,26 +35,30 @@ def score(logits: np.ndarray, labels: np.ndarray) -> Scores:
     finite (the accuracy is still the argmax's); both nan for no labels. Accuracy: a fraction in
     [0, 1]. Raises
     ValueError when logits are not 2-D or their count differs from the labels'."""
-    from sklearn.metrics import accuracy_score  # ~1 s to import: only where it is used
-
     logits = np.asarray(logits)
     if len(labels) == 0:  # no validation set (--val-size 0): nothing to score
         return Scores(loss=float("nan"), accuracy=float("nan"))
     if logits.ndim != 2 or len(logits) != len(labels):
         raise ValueError(f"logits of shape {logits.shape} do not match {len(labels)} labels")
     if not np.all(np.isfinite(logits)):
-        return Scores(loss=float("nan"), accuracy=float(accuracy_score(labels, logits.argmax(1))))
-    return Scores(
-        loss=cross_entropy(logits, labels),
-        accuracy=float(accuracy_score(labels, logits.argmax(axis=1))),
-    )
+        return Scores(loss=float("nan"), accuracy=accuracy(logits, labels))
+    return Scores(loss=cross_entropy(logits, labels), accuracy=accuracy(logits, labels))
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The fraction of rows of `logits` (N, classes) whose argmax is the int label (N,):
+    sklearn.metrics.accuracy_score(labels, argmax) for 1-D labels."""
+    return float(np.mean(np.asarray(logits).argmax(axis=1) == np.asarray(labels)))
 
 
 def confusion(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Rows: true class, columns: predicted class: an int array (num_classes, num_classes)."""
-    from sklearn.metrics import confusion_matrix  # ~1 s to import: only where it is used
-
-    return confusion_matrix(labels, np.asarray(logits).argmax(axis=1), labels=range(num_classes))
+    """Rows: true class, columns: predicted class (the argmax of `logits` (N, classes)) of int
+    `labels` (N,): an int64 array (num_classes, num_classes), sklearn.metrics.confusion_matrix
+    with labels=range(num_classes)."""
+    predicted = np.asarray(logits).argmax(axis=1)
+    cells = np.asarray(labels, dtype=np.int64) * num_classes + predicted
+    return np.bincount(cells, minlength=num_classes * num_classes).reshape(num_classes,
+                                                                           num_classes)
 
 
 def worst_predictions(logits: np.ndarray, labels: np.ndarray, k: int = 10) -> list[dict]:

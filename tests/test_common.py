@@ -123,3 +123,19 @@ def test_metrics_against_hand_computation():
     assert s.accuracy == pytest.approx(2 / 3)
     assert confusion(logits, labels, 3).tolist() == [[2, 0, 0], [0, 0, 1], [0, 0, 0]]
     assert np.isnan(score(np.array([[np.nan, 0.0]]), np.array([0])).loss)
+
+
+def test_accuracy_and_confusion_are_scikit_learns():
+    """common.metrics computes them with numpy (no scikit-learn import in a framework process);
+    on random predictions, with classes that never occur or are never predicted, they equal
+    scikit-learn's accuracy_score and confusion_matrix."""
+    from sklearn.metrics import accuracy_score, confusion_matrix
+
+    rng = np.random.default_rng(0)
+    for n, classes in ((1, 2), (37, 3), (500, 10)):
+        logits = rng.normal(size=(n, classes))
+        labels = rng.integers(0, classes - 1, size=n)  # the last class never occurs
+        predicted = logits.argmax(axis=1)
+        assert score(logits, labels).accuracy == accuracy_score(labels, predicted)
+        expected = confusion_matrix(labels, predicted, labels=range(classes))
+        assert np.array_equal(confusion(logits, labels, classes), expected)

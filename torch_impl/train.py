@@ -9,6 +9,7 @@ callbacks.
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import os
 import time
 
@@ -40,12 +41,16 @@ def setup(threads: int, seed: int, deterministic: bool) -> dict:
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(threads)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic CUDA
-    torch.use_deterministic_algorithms(deterministic)
+    # torch.use_deterministic_algorithms(mode) is this switch plus an import of torch._inductor
+    # (1.3 s of every process's start, measured) only to pass the mode on to torch.compile,
+    # which this suite never runs (torch/__init__.py, 2.14); Keras' torch backend imports
+    # torch._inductor anyway, so keras_impl calls the public function.
+    torch._C._set_deterministic_algorithms(deterministic)
     torch.manual_seed(seed)
-    import torchvision  # a version fact only
 
     # `compiled` says how the training step runs, as a sentence on every side (keras_impl.train)
-    return {"framework": "torch", "torch": torch.__version__, "torchvision": torchvision.__version__,
+    return {"framework": "torch", "torch": torch.__version__,
+            "torchvision": importlib.metadata.version("torchvision"),  # not imported: ~0.3 s
             "deterministic": deterministic, "compiled": "eager (no torch.compile)"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import importlib.metadata
 import json
 import math
 import os
@@ -82,8 +83,21 @@ CIFAR10_SUBFOLDERS = ("cifar-10-batches-py", "cifar10-jpg", "cifar10")
 # passes them all); each ignores the options that do not apply to it.
 
 
-def load_digits(task: str = "digits", **_options: Any) -> Dataset:
-    """scikit-learn's 8x8 digits with a stratified, seeded 20% test split (offline, not cached)."""
+def load_digits(task: str = "digits", *, cache_dir: str | Path | None = None,
+                **_options: Any) -> Dataset:
+    """scikit-learn's 8x8 digits with a stratified, seeded 20% test split (offline). The split
+    arrays go to the decoded-array cache, keyed on scikit-learn's version: importing
+    scikit-learn costs about a second of every framework process's start (measured), and a
+    PyTorch process needs it for nothing else."""
+    description = (f"sklearn.datasets.load_digits, stratified {DIGITS_TEST_FRACTION:.0%} test "
+                   f"split (seed {DIGITS_SPLIT_SEED})")
+    key = ("scikit-learn", importlib.metadata.version("scikit-learn"), DIGITS_SPLIT_SEED,
+           DIGITS_TEST_FRACTION, DIGITS_MAX_VALUE)
+    source = _Source(description, (), _decode_digits, key)
+    return _load_cached("digits", source, _cache_dir(cache_dir), MNIST_CLASSES)
+
+
+def _decode_digits() -> _Splits:
     # sklearn is slow to import and only this task needs it.
     from sklearn.datasets import load_digits as sklearn_digits
     from sklearn.model_selection import train_test_split
@@ -97,12 +111,7 @@ def load_digits(task: str = "digits", **_options: Any) -> Dataset:
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=DIGITS_TEST_FRACTION, stratify=y, random_state=rng
     )
-    return Dataset(
-        "digits", x_train, y_train, x_test, y_test,
-        class_names=MNIST_CLASSES,
-        source=(f"sklearn.datasets.load_digits, stratified {DIGITS_TEST_FRACTION:.0%} test split "
-                f"(seed {DIGITS_SPLIT_SEED})"),
-    )
+    return _Splits(x_train, y_train, x_test, y_test)
 
 
 def load_mnist(task: str = "mnist", *, data_dir: str | Path | None = None,
