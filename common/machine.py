@@ -135,6 +135,15 @@ def _others_since(start: tuple[tuple[float, float] | None, float]) -> float | No
     return max(0.0, min(1.0, busy / ((cpu1[1] - cpu0[1]) / ticks)))
 
 
+# A point to measure the machine's load from: (time.perf_counter(), _reading()).
+Mark = tuple[float, tuple[tuple[float, float] | None, float]]
+
+
+def mark() -> Mark:
+    """Now, as a point that LoadMonitor(since=...) measures other processes' share from."""
+    return time.perf_counter(), _reading()
+
+
 def others_share(seconds: float = SAMPLE_SECONDS) -> float | None:
     """The share of all cores (0..1) that processes other than this one used over the next
     `seconds`; None off Linux."""
@@ -156,7 +165,8 @@ def free_cores() -> tuple[int, float | None]:
 class Contention:
     """The CPU a run trained on (a record's `contention`): shares of all cores, 0..1.
 
-    `others_before`: other processes' share in the SAMPLE_SECONDS before training;
+    `others_before`: other processes' share before training (over the setup since the
+    monitor's `since` mark, else over SAMPLE_SECONDS sampled at its start);
     `others_during` / `others_max`: their mean and largest sampled share while it trained;
     `own_cpu_per_thread`: this process's CPU seconds / (wall seconds x threads), about 1 for a
     compute-bound run on free cores (less when its threads waited for a core, or for data);
@@ -185,15 +195,21 @@ class LoadMonitor:
     process's /proc/PID/cmdline (other_framework_processes): 0.9 ms of CPU per sample with 68
     processes running (AMD EPYC, 2026-11-30), under 0.2% of one core."""
 
-    def __init__(self, threads: int):
+    def __init__(self, threads: int, since: Mark | None = None):
         self.threads = threads
         self.result: Contention | None = None
+        self._since = since
         self._samples: list[float] = []
         self._jobs: list[int] = []
         self._stop = threading.Event()
 
     def __enter__(self) -> "LoadMonitor":
-        self._before = others_share()
+        # others_before: over the setup since `since` (imports, data, model: this process's own
+        # CPU is subtracted), or, when that was shorter than SAMPLE_SECONDS, a sample now
+        if self._since is not None and time.perf_counter() - self._since[0] >= SAMPLE_SECONDS:
+            self._before = _others_since(self._since[1])
+        else:
+            self._before = others_share()
         self._start, self._t0 = _reading(), time.perf_counter()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()

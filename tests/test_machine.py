@@ -14,8 +14,8 @@ from dataclasses import replace
 import pytest
 from tests_support import make_record
 
-from common.machine import (BUSY_SHARE, LoadMonitor, apply_thread_policy, busy_text,
-                            free_cores, others_share)
+from common.machine import (BUSY_SHARE, SAMPLE_SECONDS, LoadMonitor, apply_thread_policy,
+                            busy_text, free_cores, mark, others_share)
 from common.loop import Callbacks
 from common.report.run import comparison_table, difference_lines, seconds_to_accuracy
 from common.report.values import METRICS
@@ -51,6 +51,17 @@ def test_a_burning_process_is_measured_and_flags_the_run(burner):
     assert 0 < result.own_cpu_per_thread <= 1.05  # less than 1 when its core was shared too
     free, measured = free_cores()
     assert free <= max(1, cores - 1) and measured > BUSY_SHARE
+    # measured over a setup since a mark (this process's own work there left out): no sample
+    # taken at the start of training, and the burner is seen before it
+    start = mark()
+    deadline = time.perf_counter() + SAMPLE_SECONDS + 0.1
+    while time.perf_counter() < deadline:  # the "setup": this process computes
+        pass
+    t0 = time.perf_counter()
+    with LoadMonitor(threads=1, since=start) as monitor:
+        entered = time.perf_counter() - t0
+    assert entered < SAMPLE_SECONDS / 2, entered
+    assert monitor.result.others_before >= 1 / cores - 0.15, monitor.result
 
 
 def test_an_idle_machine_is_not_busy():

@@ -11,7 +11,7 @@ from common.files import write_json
 from common.init import initial_weights, weights_hash
 from common.jobs import Job
 from common.loop import fit
-from common.machine import LoadMonitor
+from common.machine import LoadMonitor, mark
 from common.metrics import confusion, score, worst_predictions
 from common.records import RunRecord
 from common.specs import count_params
@@ -22,6 +22,7 @@ from common.worker.transfer import RunOutcome, fit_transfer
 def run_job(framework: str, job: Job) -> RunRecord:
     """Train and test one framework; write and return its record."""
     cfg = job.config
+    start = mark()  # the load before training is measured over the setup that follows
     train = impl(framework, "train")
     facts = {**train.setup(cfg.threads, cfg.seed, cfg.deterministic), "framework": framework}
     device = train.resolve_device(cfg.device)
@@ -29,7 +30,7 @@ def run_job(framework: str, job: Job) -> RunRecord:
     data = prepare_data(cfg)
     data_seconds = time.perf_counter() - t0
 
-    monitor = LoadMonitor(cfg.threads)
+    monitor = LoadMonitor(cfg.threads, since=start)
     start_hash = None
     if cfg.pipeline == "transfer":
         with monitor:
