@@ -192,21 +192,6 @@ def test_records_are_fair_and_from_separate_processes(digits_run):
     assert not {"tensorflow", "keras"} & set(torch.environment["loaded_frameworks"])
 
 
-def test_early_stopping_uses_one_rule_in_both(tmp_path):
-    # a learning rate too high for Adam on a small training set: validation loss soon rises
-    proc = run_compare("--task", "digits", "--optimizer", "adam", "--lr", "0.02",
-                       "--train-size", "200", "--epochs", "12", "--early-stopping", "2",
-                       "--no-plots", "--out", str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    records = {r.framework: r for r in records_of(run_dirs(tmp_path)[0])}
-    for r in records.values():
-        losses = [h["val_loss"] for h in r.history]
-        best = r.best_epoch
-        assert r.stopped_early and len(losses) == best + 2  # patience 2 after the best epoch
-        assert min(losses) == losses[best - 1] and all(v >= losses[best - 1] for v in losses[best:])
-    assert records["keras"].best_epoch == records["torch"].best_epoch
-
-
 def expected_lrs(val_losses: list[float], lr: float, factor: float, patience: int,
                  min_lr: float) -> list[float]:
     """The README's reduce-on-plateau rule replayed on a run's validation losses."""
@@ -222,14 +207,16 @@ def expected_lrs(val_losses: list[float], lr: float, factor: float, patience: in
     return lrs
 
 
-def test_reduce_lr_on_plateau_and_native_init_end_to_end(tmp_path):
-    """--reduce-lr-on-plateau follows one rule in both frameworks (replayed here from each
-    run's validation losses); --init native starts each framework from its own
-    initialisation (different first losses, unlike the shared start)."""
+def test_early_stopping_reduce_lr_on_plateau_and_native_init_end_to_end(tmp_path):
+    """One run of three callbacks' settings. --early-stopping and --reduce-lr-on-plateau follow
+    one rule in both frameworks (each replayed here from the run's validation losses: a
+    learning rate too high for Adam on a small training set, so the validation loss soon
+    rises); --init native starts each framework from its own initialisation (different first
+    losses, unlike the shared start)."""
     proc = run_compare("--task", "digits", "--optimizer", "adam", "--lr", "0.05",
-                       "--train-size", "200", "--epochs", "8", "--init", "native",
-                       "--reduce-lr-on-plateau", "0.5,1,0.001", "--no-plots",
-                       "--out", str(tmp_path))
+                       "--train-size", "200", "--epochs", "12", "--init", "native",
+                       "--early-stopping", "2", "--reduce-lr-on-plateau", "0.5,1,0.001",
+                       "--threads", "1", "--no-plots", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = {r.framework: r for r in records_of(run_dirs(tmp_path)[0])}
     reduced = 0
@@ -238,6 +225,9 @@ def test_reduce_lr_on_plateau_and_native_init_end_to_end(tmp_path):
         losses = [h["val_loss"] for h in r.history]
         assert lrs == pytest.approx(expected_lrs(losses, 0.05, 0.5, 1, 0.001)), (lrs, losses)
         reduced += min(lrs) < 0.05
+        best = r.best_epoch
+        assert r.stopped_early and len(losses) == best + 2, (best, losses)  # patience 2
+        assert min(losses) == losses[best - 1] and all(v >= losses[best - 1] for v in losses[best:])
         assert r.config.init == "native"
     assert reduced, "no plateau in either framework: the rule was not exercised"
     first = [records[fw].history[0]["train_loss"] for fw in ("keras", "torch")]

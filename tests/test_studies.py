@@ -1,5 +1,5 @@
-"""Hyperparameter studies: --grid/--sweep parsing, a tiny grid search and sweep on digits
-through compare.py, the diverged mark, and resuming an interrupted sweep without losing or
+"""Hyperparameter studies: --grid/--sweep parsing, a grid search on an image folder and a tiny
+sweep on digits through compare.py, the diverged mark, and resuming an interrupted sweep without losing or
 repeating runs."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, main_error, run_compare, run_dirs
+from test_inputs import squares
 
 from common.errors import UserError
 from common.loop import Callbacks
@@ -96,23 +97,37 @@ def test_bad_study_flags_are_one_line_and_write_nothing(tmp_path, capsys, args, 
 
 # --- grid search ----------------------------------------------------------------------------------
 
-def test_tiny_grid_on_digits_both_frameworks(tmp_path):
-    proc = run_compare(*TINY, "--framework", "both", "--grid", "optimizer=sgd,adam", "--cv", "2",
-                       "--out", str(tmp_path))
+def test_grid_on_folds_in_both_frameworks(tmp_path):
+    """One grid search through compare.py, both frameworks, on an image folder: classes of 20,
+    20, 5 and 5 images, every fold in one batch, dropout off, so the two frameworks' fold
+    accuracies are identical. The same folds, split and candidates on both sides; each
+    framework's cv_results CSV, tables and report. A class with fewer images than --cv: one
+    line, nothing written."""
+    squares(tmp_path / "f", {"red": (255, 0, 0), "green": (0, 255, 0)}, per_class=20)
+    squares(tmp_path / "s", {"blue": (0, 0, 255), "white": (255, 255, 255)}, per_class=5)
+    for name in ("blue", "white"):
+        (tmp_path / "s" / name).rename(tmp_path / "f" / name)
+    grid = ("--task", f"folder:{tmp_path / 'f'}", "--image-size", "16", "--grid", "lr=0.01,0.05",
+            "--dropout", "0", "--framework", "both", "--epochs", "2", "--batch-size", "64",
+            "--threads", "1", "--no-plots")
+    proc = run_compare(*grid, "--cv", "3", "--out", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (folder,) = run_dirs(tmp_path)
-    assert folder.name.startswith("grid-digits-")
+    (folder,) = run_dirs(tmp_path / "out")
+    assert folder.name.startswith("grid-folder-f-")
     records = {fw: read_grid_record(folder / f"grid-{fw}.json") for fw in ("keras", "torch")}
+    folds = {fw: [res.fold_accuracies for res in rec.results] for fw, rec in records.items()}
+    assert folds["keras"] == folds["torch"]
+    assert len({a for point in folds["torch"] for a in point}) > 1  # not all one value
     for fw, rec in records.items():
         rows = list(csv.DictReader((folder / f"cv_results-{fw}.csv").open()))
-        assert [r["optimizer"] for r in rows] == ["sgd", "adam"]
+        assert [float(r["lr"]) for r in rows] == [0.01, 0.05]
         assert {"mean_test_score", "std_test_score", "mean_fit_time",
-                "split1_test_score"} <= set(rows[0])
+                "split2_test_score"} <= set(rows[0])
         for res in rec.results:
-            assert 0.0 <= res.mean_cv_accuracy <= 1.0 and len(res.fold_accuracies) == 2
-        assert rec.test_accuracy > 0.3, (fw, rec.test_accuracy)  # chance is 0.1
+            assert 0.0 <= res.mean_cv_accuracy <= 1.0 and len(res.fold_accuracies) == 3
         assert rec.params == records["keras"].params
-    # the same folds, split and candidates on both sides
+    # the same best point refitted alike (one batch per epoch, dropout off): the same test score
+    assert records["keras"].test_accuracy == records["torch"].test_accuracy
     assert records["keras"].folds_hash == records["torch"].folds_hash
     assert records["keras"].split_hash == records["torch"].split_hash
     assert records["keras"].configs == records["torch"].configs
@@ -120,9 +135,13 @@ def test_tiny_grid_on_digits_both_frameworks(tmp_path):
     assert "keras: GridSearchCV" in proc.stdout and "torch: GridSearchCV" in proc.stdout
     best = table_rows(proc.stdout)
     assert [row[0] for row in best] == ["keras", "torch"]
-    assert all(row[1].startswith("optimizer=") for row in best)
+    assert all(row[1].startswith("lr=") for row in best)
     report = (folder / "report.md").read_text()
     assert "(cv_results-keras.csv)" in report and "(cv_results-torch.csv)" in report
+    proc = run_compare(*grid, "--cv", "5", "--out", str(tmp_path / "refused"))
+    assert proc.returncode != 0
+    assert proc.stderr.strip().startswith("error: --cv 5: 2 classes have fewer training images")
+    assert not (tmp_path / "refused").exists()
 
 
 # --- sweep --------------------------------------------------------------------------------------
