@@ -3,9 +3,13 @@ in-process for the error paths; build result records for report tests."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import pytest
 
@@ -14,6 +18,8 @@ sys.path.insert(0, str(ROOT))
 
 from common.errors import UserError
 from common.records import RunRecord, run_records
+
+T = TypeVar("T")
 
 
 def run_compare(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -62,16 +68,33 @@ SMALL = ("--framework", "both", "--epochs", "1", "--train-size", "200", "--no-pl
          "--threads", "1")
 
 
-@pytest.fixture(scope="session")
-def small_runs(tmp_path_factory):
-    """The same SMALL command twice into one folder: the command line, then compare.run (its
-    output captured as a notebook cell would show it). Returns (out, frame, shown)."""
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str,
+               build: Callable[[Path], T]) -> T:
+    """`build(folder)` once per test session. Under pytest-xdist the first worker that asks
+    builds it in a folder of the session that every worker reads, and keeps the (pickled)
+    result there; the others wait for it (a lock file) and read it: a session fixture that test
+    files on several workers use is built once, not once per worker. A failed build leaves no
+    result (the next worker builds again and fails alike). Without xdist: build(mktemp)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return build(tmp_path_factory.mktemp(name))
+    root = tmp_path_factory.getbasetemp().parent / f"built-once-{name}"  # this session's
+    root.mkdir(exist_ok=True)
+    with open(root / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        result = root / "result.pickle"
+        if result.is_file():
+            return pickle.loads(result.read_bytes())
+        value = build(root / "data")
+        result.write_bytes(pickle.dumps(value))
+        return value
+
+
+def _small_runs(out: Path):
     import contextlib
     import io
 
     import compare
 
-    out = tmp_path_factory.mktemp("small")
     proc = run_compare("--task", "digits", *SMALL, "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     shown = io.StringIO()
@@ -79,6 +102,15 @@ def small_runs(tmp_path_factory):
         frame = compare.run(task="digits", framework="both", epochs=1, train_size=200,
                             no_plots=True, threads=1, out=str(out))
     return out, frame, shown.getvalue()
+
+
+@pytest.fixture(scope="session")
+def small_runs(tmp_path_factory):
+    """The same SMALL command twice into one folder: the command line, then compare.run (its
+    output captured as a notebook cell would show it). Returns (out, frame, shown). Built once
+    for the session (test_augment, test_crossrun and test_parity read it): nothing may write
+    into its run folders."""
+    return built_once(tmp_path_factory, "small", _small_runs)
 
 
 @pytest.fixture(scope="session")

@@ -325,19 +325,25 @@ def test_resnet50v2_imagenet_end_to_end(tmp_path, keras_resnet50v2, built):
 
 
 def test_convert_path_weights_saves_the_tensors_in_order(tmp_path, path_weights):
+    """In one PyTorch process: the conversion, PyTorch's own view of the file beside it, and a
+    second conversion, which finds the first one's file and leaves it alone."""
     cache = str(tmp_path / "cache")
-    out = run_python(_CONVERT.format(path=path_weights, cache=cache)).strip().splitlines()[-1]
-    assert out == str(converted_weights_path(path_weights, cache))
-    # PyTorch's view of the same file, for comparison (this process never imports torch)
-    facts = json.loads(run_python(THREADS["torch"] + f"""
-import json, numpy as np, torch
+    facts = json.loads(run_python(_CONVERT.format(path=path_weights, cache=cache) + f"""
+import json, os, numpy as np, torch
+out = str(convert_path_weights(TransferSpec("mobilenetv2", {path_weights!r}), {cache!r}))
+before = os.stat(out).st_mtime_ns
+again = str(convert_path_weights(TransferSpec("mobilenetv2", {path_weights!r}), {cache!r}))
 state = torch.load({path_weights!r}, map_location="cpu", weights_only=True)
-arrays = np.load({out!r})
-print(json.dumps({{"torch_keys": list(state), "npz_keys": list(arrays.files),
+arrays = np.load(out)
+print(json.dumps({{"out": out, "again": again, "unchanged": os.stat(out).st_mtime_ns == before,
+                  "torch_keys": list(state), "npz_keys": list(arrays.files),
                   "equal": all(arrays[k].dtype == v.numpy().dtype
                                and np.array_equal(arrays[k], v.numpy())
                                for k, v in state.items())}}))
 """).strip().splitlines()[-1])
+    out = facts["out"]
+    assert out == facts["again"] == str(converted_weights_path(path_weights, cache))
+    assert facts["unchanged"]  # converted once: the second call found the file
     assert facts["npz_keys"] == facts["torch_keys"] and facts["equal"]
     arrays = np.load(out)
     assert len(arrays.files) == BACKBONES["mobilenetv2"].path_tensors
@@ -346,10 +352,6 @@ print(json.dumps({{"torch_keys": list(state), "npz_keys": list(arrays.files),
     # the fixture's BatchNorm variances lie far from 1, where the epsilon conversion matters
     variances = np.concatenate([arrays[k] for k in arrays.files if k.endswith("running_var")])
     assert np.mean(np.abs(np.log(variances)) > np.log(2)) > 0.5
-    # converted once: a second call finds the file and leaves it alone
-    before = os.stat(out).st_mtime_ns
-    run_python(_CONVERT.format(path=path_weights, cache=cache))
-    assert os.stat(out).st_mtime_ns == before
 
 
 def test_bad_weights_files_are_one_user_error_line(tmp_path):
