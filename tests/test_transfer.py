@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, one_line_error, records_of, run_compare, run_dirs
+from conftest import ROOT, main_error, one_line_error, records_of, run_compare, run_dirs
 
 from common.report.parity import feature_agreement
 from common.transfer import (BACKBONES, KERAS_IMAGENET_FILES, TransferSpec, stage_first_blocks,
@@ -465,18 +465,16 @@ def test_resnet50v2_imagenet_offline_names_keras_file(tmp_path):
     (["--weights", "none", "--fine-tune-layers", "99"], ["--fine-tune-layers", "19"]),
     (["--weights", "none", "--image-size", "16"], ["--image-size", "32"]),
 ])
-def test_bad_transfer_flags_are_one_line(tmp_path, path_weights, args, expected):
+def test_bad_transfer_flags_are_one_line(tmp_path, capsys, path_weights, args, expected):
     args = [path_weights if a == "PATH" else a for a in args]
-    proc = run_compare("--task", "digits", "--pipeline", "transfer", *args,
-                       "--out", str(tmp_path), timeout=60)
-    line = one_line_error(proc)
+    line = main_error(capsys, "--task", "digits", "--pipeline", "transfer", *args,
+                      "--out", str(tmp_path))
     assert all(e in line for e in expected), line
     assert run_dirs(tmp_path) == []
 
 
-def test_transfer_flags_need_the_transfer_pipeline(tmp_path):
-    line = one_line_error(run_compare("--task", "digits", "--backbone", "resnet50",
-                                      "--out", str(tmp_path), timeout=60))
+def test_transfer_flags_need_the_transfer_pipeline(tmp_path, capsys):
+    line = main_error(capsys, "--task", "digits", "--backbone", "resnet50", "--out", str(tmp_path))
     assert "--backbone" in line and "--pipeline transfer" in line
 
 
