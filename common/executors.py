@@ -20,7 +20,7 @@ import numpy as np
 from common.errors import UserError
 from common.frameworks import BOTH, reference
 from common.launch import LOCAL, Executor, WorkerJob, call_worker, run_local
-from common.parity import compare_outputs
+from common.parity import FLOAT64_TOLERANCE, TOLERANCE, compare_outputs, first_difference
 
 
 def run_jobs(jobs: Iterable[WorkerJob], executor: Executor = LOCAL) -> list[str]:
@@ -76,7 +76,14 @@ def run_parity(cases: list[dict], frameworks: tuple[str, ...] = BOTH,
                   for fw in frameworks if computes(fw, case)}
         params = {fw: int(h.pop("params")) for fw, h in halves.items()}
         ref = reference(frameworks)
-        result[case["name"]] = {"reference": ref, "params": params,
-                                "max_abs_diff": {fw: compare_outputs(halves[ref], h)
-                                                 for fw, h in halves.items() if fw != ref}}
+        others = {fw: h for fw, h in halves.items() if fw != ref}
+        tolerance = FLOAT64_TOLERANCE if case.get("dtype") == "float64" else TOLERANCE
+        result[case["name"]] = {
+            "reference": ref, "params": params, "dtype": case.get("dtype", "float32"),
+            "max_abs_diff": {fw: compare_outputs(h, halves[ref]) for fw, h in others.items()},
+            "max_rel_diff": {fw: compare_outputs(h, halves[ref], relative=True)
+                             for fw, h in others.items()},
+            # the first layer-table row whose activations differ beyond the case's tolerance
+            "first_difference": {fw: first_difference(h, halves[ref], tolerance)
+                                 for fw, h in others.items()}}
     return result

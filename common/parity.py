@@ -16,9 +16,16 @@ import numpy as np
 from common.optim import OPTIMIZERS, resolve_optimizer
 from common.specs import ArchSpec
 
-# Within this, two frameworks count as computing the same thing (float32 kernels differ in the
-# order of their sums; differences of 1e-6 are typical).
+# Within this, two frameworks count as computing the same thing in float32 (kernels differ in
+# the order of their sums; differences of 1e-6 are typical, and after one step of an adaptive
+# optimizer up to 1e-4..1e-2 on realistic networks: Adam divides each gradient by about its own
+# size, so float32 rounding in a gradient near zero becomes a step of up to the learning rate).
 TOLERANCE = 1e-4
+# The proof: in float64 the same function agrees to rounding, about 1e-15 relative (measured:
+# logits 8.6e-16, one SGD step 2.4e-15 on digits_cnn with batch norm), while a semantic
+# difference (a padding, a bias, an epsilon) shows as 1e-8 or far more. Relative: the largest
+# difference over the largest value of the array.
+FLOAT64_TOLERANCE = 1e-10
 
 
 def parity_batch(input_shape: tuple[int, int, int], num_classes: int, n: int = 16,
@@ -43,35 +50,71 @@ def default_optimizers() -> list[dict]:
     return [resolve_optimizer(name) for name in OPTIMIZERS]
 
 
-def compare_outputs(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, float]:
-    """Max |a - b| for the logits and, per optimizer, over all trainable weights after one step.
+def exact_hyperparameters(hp: dict, dtype: str) -> dict:
+    """`hp` with its float values as float64 NumPy scalars when `dtype` is float64: Keras'
+    optimizers cast hyperparameters with ops.cast, which on TensorFlow converts a Python float
+    to a float32 tensor first (Adam's one float64 step then differs by 6.7e-6 relative,
+    measured); a float64 scalar stays exact. Unchanged for float32."""
+    if dtype != "float64":
+        return hp
+    return {k: np.float64(v) if isinstance(v, float) else v for k, v in hp.items()}
+
+
+def _relative(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| / max |b| (0 when both are all zeros)."""
+    diff = float(np.max(np.abs(a.astype(np.float64) - b), initial=0.0))
+    scale = float(np.max(np.abs(b.astype(np.float64)), initial=0.0))
+    return diff / scale if scale > 0 else diff
+
+
+def compare_outputs(a: dict[str, np.ndarray], b: dict[str, np.ndarray],
+                    relative: bool = False) -> dict[str, float]:
+    """Max |a - b| (relative: over max |b|, per array) for the logits and, per optimizer, over
+    all trainable weights after one step. The per-layer activations are left to
+    first_difference.
 
     BatchNorm moving variances are reported apart ('<opt> moving stats'): PyTorch updates them
     with the unbiased batch variance and Keras with the biased one, a documented difference.
+    Raises ValueError when the two hold different arrays.
     """
     if a.keys() != b.keys():
         raise ValueError(f"different outputs: {sorted(a.keys() ^ b.keys())}")
     result: dict[str, float] = {}
-    for key in sorted(a):
+    for key in sorted(k for k in a if not k.startswith("activations/")):
         group = key.split("/")[0]
         if key.endswith(("moving_mean", "moving_variance")):
             group += " moving stats"
-        diff = float(np.max(np.abs(a[key].astype(np.float64) - b[key])))
+        diff = (_relative(a[key], b[key]) if relative
+                else float(np.max(np.abs(a[key].astype(np.float64) - b[key]))))
         result[group] = max(result.get(group, 0.0), diff)
     return result
+
+
+def first_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray],
+                     tolerance: float) -> int | None:
+    """The index of the first layer-table row (common.specs.layer_table) whose inference
+    output differs between `a` and `b` by more than `tolerance` relative; None if none does.
+    The layer that computes another function is that row: every row before it agrees."""
+    rows = sorted(int(k.split("/")[1]) for k in a if k.startswith("activations/"))
+    for row in rows:
+        key = f"activations/{row}"
+        if a[key].shape != b[key].shape or _relative(a[key], b[key]) > tolerance:
+            return row
+    return None
 
 
 # --- a parity job: one process per framework (common.worker computes each half,
 # common.executors.run_parity runs both and compares them) -------------------------------------
 
 def case_to_dict(name: str, arch: ArchSpec, input_shape, num_classes: int, seed: int,
-                 optimizers: list[dict]) -> dict:
+                 optimizers: list[dict], dtype: str = "float32") -> dict:
     """One parity case as the JSON a parity job carries: the model's name, its architecture, input
-    shape (H, W, C), classes, seed and the optimizers to step."""
+    shape (H, W, C), classes, seed, the optimizers to step and the dtype ('float32' or
+    'float64') every framework computes it in."""
     from dataclasses import asdict
 
     return {"name": name, "arch": asdict(arch), "input_shape": list(input_shape),
-            "num_classes": num_classes, "seed": seed, "optimizers": optimizers}
+            "num_classes": num_classes, "seed": seed, "optimizers": optimizers, "dtype": dtype}
 
 
 def case_arch(case: dict) -> ArchSpec:

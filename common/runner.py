@@ -20,6 +20,7 @@ from common.executors import run_jobs, run_parity
 from common.launch import WorkerJob, call_worker, new_run_dir
 from common.parity import case_to_dict, default_optimizers
 from common.plan import Plan
+from common.specs import layer_table
 from common.records import run_records
 from common.report.parity import agreement_lines, parity_table
 from common.report.run import check_comparable, difference_lines, markdown_table, render_report
@@ -32,7 +33,8 @@ def check_parity(plan: Plan, shape: tuple[int, int, int], num_classes: int) -> N
     """Every chosen framework and PyTorch (the reference), each in its own process, from the
     shared initial weights."""
     cfg = plan.config
-    case = case_to_dict(cfg.model, cfg.arch, shape, num_classes, cfg.seed, default_optimizers())
+    cases = [case_to_dict(f"{cfg.model} {dtype}", cfg.arch, shape, num_classes, cfg.seed,
+                          default_optimizers(), dtype) for dtype in ("float64", "float32")]
     frameworks = (REFERENCE, *(f for f in plan.frameworks if f != REFERENCE))
     if len(frameworks) == 1:  # --framework torch: against the first installed Keras
         keras = [f for f in installed() if is_keras(f)]
@@ -40,8 +42,10 @@ def check_parity(plan: Plan, shape: tuple[int, int, int], num_classes: int) -> N
             raise UserError("--check-parity compares a Keras backend with PyTorch: no Keras "
                             "backend is installed (pip install -r requirements.txt)")
         frameworks = (REFERENCE, keras[0])
-    result = run_parity([case], frameworks, executor=plan.executor)[cfg.model]
-    print("\n" + parity_table(cfg.model, cfg.task, shape, cfg.seed, result))
+    result = run_parity(cases, frameworks, executor=plan.executor)
+    print("\n" + parity_table(cfg.model, cfg.task, shape, cfg.seed, result[f"{cfg.model} float64"],
+                              result[f"{cfg.model} float32"],
+                              layer_table(cfg.arch, shape, num_classes)))
 
 
 def check_transfer_parity(plan: Plan, ds: Dataset) -> None:

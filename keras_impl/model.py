@@ -104,12 +104,14 @@ def _activation(name: str) -> keras.layers.Layer:
     raise ValueError(f"keras_impl.model: no activation {name!r}")
 
 
-def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: int,
-                front: list | tuple = ()) -> keras.Sequential:
-    """`front`: weightless layers placed before the network (augmentation, active in training)."""
-    layers: list[keras.layers.Layer] = [keras.Input(shape=input_shape), *front]
+def build_layers(arch: ArchSpec, input_shape: tuple[int, int, int],
+                 num_classes: int) -> list[list[keras.layers.Layer]]:
+    """The Keras layers of each row of common.specs.layer_table (a padding layer and its conv
+    or pool make one row), in order. Mirrors torch_impl.model.build_layers."""
+    rows: list[list[keras.layers.Layer]] = []
     shape: tuple[int, ...] = input_shape
     for layer in layer_table(arch, input_shape, num_classes):
+        layers: list[keras.layers.Layer] = []
         if layer.kind == "conv":
             layers += _pad_first(layer)
             layers.append(keras.layers.Conv2D(layer.units, layer.kernel_size, strides=layer.stride,
@@ -140,8 +142,16 @@ def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: 
             layers.append(keras.layers.Dense(layer.units, use_bias=layer.bias))
         else:
             raise ValueError(f"keras_impl.model: no layer for kind {layer.kind!r}")
+        rows.append(layers)
         shape = layer.out_shape
-    return keras.Sequential(layers, name=arch.name)
+    return rows
+
+
+def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: int,
+                front: list | tuple = ()) -> keras.Sequential:
+    """`front`: weightless layers placed before the network (augmentation, active in training)."""
+    layers = [layer for row in build_layers(arch, input_shape, num_classes) for layer in row]
+    return keras.Sequential([keras.Input(shape=input_shape), *front, *layers], name=arch.name)
 
 
 def load_weights(model: keras.Sequential, weights: list[dict[str, np.ndarray]]) -> None:

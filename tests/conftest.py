@@ -135,9 +135,21 @@ STARTS_PROCESSES = ("run_compare(", "compare.run(", "subprocess.run(", "subproce
                     "call_worker(", "run_parity(", "run_tasks(", "main_error(capsys, *SMALL")
 
 
+# Test files by their time in the suite, longest first (seconds on 2 cores, AMD EPYC,
+# 2026-12-01: transfer 127, parity 95, studies 58, cli 45, frameworks 38, ray 34, specs 25,
+# inputs 24, keras_backends 23): pytest.ini's --dist loadfile hands each xdist worker whole
+# files in collection order (--no-loadscope-reorder), so the long ones start first and the
+# short ones fill in at the end, instead of one worker running a long file alone at the end.
+LONGEST_FIRST = ("test_transfer.py", "test_parity.py", "test_studies.py", "test_cli.py",
+                 "test_frameworks.py", "test_ray.py", "test_specs.py", "test_inputs.py",
+                 "test_keras_backends.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     import inspect
 
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files keep order
     for item in items:
         shared = next((f for f in SHARED_FIXTURES if f in item.fixturenames), None)
         function = getattr(item, "function", None)

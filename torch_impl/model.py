@@ -107,12 +107,14 @@ def _pool(in_shape: tuple[int, ...], layer) -> list[nn.Module]:
     raise ValueError(f"torch_impl.model: no pool for kind {layer.kind!r}")
 
 
-def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: int,
-                front: list | tuple = ()) -> nn.Sequential:
-    """`front`: weightless modules placed before the network (augmentation, active in training)."""
-    modules: list[nn.Module] = list(front)
+def build_layers(arch: ArchSpec, input_shape: tuple[int, int, int],
+                 num_classes: int) -> list[list[nn.Module]]:
+    """The modules of each row of common.specs.layer_table (a padding module and its conv or
+    pool make one row), in order. Mirrors keras_impl.model.build_layers."""
+    rows: list[list[nn.Module]] = []
     shape: tuple[int, ...] = input_shape
     for layer in layer_table(arch, input_shape, num_classes):
+        modules: list[nn.Module] = []
         if layer.kind == "conv":
             modules += _conv(shape, layer)
         elif layer.kind == "batchnorm":
@@ -137,8 +139,16 @@ def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: 
             modules.append(nn.Linear(layer.in_units, layer.units, bias=layer.bias))
         else:
             raise ValueError(f"torch_impl.model: no module for kind {layer.kind!r}")
+        rows.append(modules)
         shape = layer.out_shape
-    return nn.Sequential(*modules)
+    return rows
+
+
+def build_model(arch: ArchSpec, input_shape: tuple[int, int, int], num_classes: int,
+                front: list | tuple = ()) -> nn.Sequential:
+    """`front`: weightless modules placed before the network (augmentation, active in training)."""
+    modules = [module for row in build_layers(arch, input_shape, num_classes) for module in row]
+    return nn.Sequential(*front, *modules)
 
 
 def load_weights(model: nn.Sequential, weights: list[dict[str, np.ndarray]]) -> None:

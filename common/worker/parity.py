@@ -18,7 +18,7 @@ def run_parity_job(framework: str, cases: list[dict], out: str) -> None:
         arch, shape, classes = case_arch(case), tuple(case["input_shape"]), case["num_classes"]
         x, y = parity_batch(shape, classes, seed=case["seed"])
         outputs = parity.parity_outputs(arch, shape, classes, case["seed"], x, y,
-                                        case["optimizers"])
+                                        case["optimizers"], case.get("dtype", "float32"))
         arrays.update({f"{case['name']}|{k}": v for k, v in outputs.items()})
         arrays[f"{case['name']}|params"] = np.array(parity.count_model_params(arch, shape, classes))
     write_arrays(out, arrays)
