@@ -20,7 +20,9 @@ import numpy as np
 from common.errors import UserError
 from common.frameworks import BOTH, reference
 from common.launch import LOCAL, Executor, WorkerJob, call_worker, run_local
-from common.parity import FLOAT64_TOLERANCE, TOLERANCE, compare_outputs, first_difference
+from common.init import initial_weights
+from common.parity import (FLOAT64_TOLERANCE, TOLERANCE, case_arch, compare_outputs,
+                           first_difference)
 
 
 def run_jobs(jobs: Iterable[WorkerJob], executor: Executor = LOCAL) -> list[str]:
@@ -40,8 +42,10 @@ def run_parity(cases: list[dict], frameworks: tuple[str, ...] = BOTH,
                only: dict[str, tuple[str, ...]] | None = None,
                executor: Executor = LOCAL) -> dict[str, dict]:
     """Each framework computes every case (or, per `only`, the named ones) in its own process;
-    per case: the reference (torch when present), per other framework that computed it its max
-    abs differences from the reference (common.parity), and each parameter count. On the local
+    per case: the reference (torch when present), its dtype, each parameter count, and per other
+    framework that computed it its max abs (`max_abs_diff`) and relative (`max_rel_diff`)
+    differences from the reference and the first layer-table row whose output differs beyond
+    the dtype's tolerance (`first_difference`, None if none; common.parity). On the local
     executor the frameworks run at once; on Ray each is a task (raises UserError if one fails)."""
     only = only or {}
 
@@ -77,11 +81,13 @@ def run_parity(cases: list[dict], frameworks: tuple[str, ...] = BOTH,
         params = {fw: int(h.pop("params")) for fw, h in halves.items()}
         ref = reference(frameworks)
         others = {fw: h for fw, h in halves.items() if fw != ref}
+        start = initial_weights(case_arch(case), tuple(case["input_shape"]),
+                                case["num_classes"], case["seed"])
         tolerance = FLOAT64_TOLERANCE if case.get("dtype") == "float64" else TOLERANCE
         result[case["name"]] = {
             "reference": ref, "params": params, "dtype": case.get("dtype", "float32"),
             "max_abs_diff": {fw: compare_outputs(h, halves[ref]) for fw, h in others.items()},
-            "max_rel_diff": {fw: compare_outputs(h, halves[ref], relative=True)
+            "max_rel_diff": {fw: compare_outputs(h, halves[ref], relative=True, initial=start)
                              for fw, h in others.items()},
             # the first layer-table row whose activations differ beyond the case's tolerance
             "first_difference": {fw: first_difference(h, halves[ref], tolerance)

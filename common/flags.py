@@ -179,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
     g.add_argument("--nesterov", action="store_true", help="SGD with Nesterov momentum")
     g.add_argument("--epsilon", type=float, help="the optimizer's epsilon (Keras' meaning on "
-                   "both sides: Adam's epsilon hat, RMSprop's inside the root; default 1e-7)")
+                   "both sides: Adam's epsilon hat, RMSprop's and Adagrad's inside the root, "
+                   "Adamax's after the max; default 1e-7)")
     g.add_argument("--beta-1", type=float, help="Adam, Adamax, Nadam: beta_1 (default 0.9)")
     g.add_argument("--beta-2", type=float, help="Adam, Adamax, Nadam: beta_2 (default 0.999)")
     g.add_argument("--rho", type=float, help="RMSprop's rho (PyTorch's alpha; default 0.9), "

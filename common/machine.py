@@ -25,7 +25,9 @@ from pathlib import Path
 # A run whose machine had more than this share of its CPU taken by other processes while it
 # trained is flagged "busy" (a share of all cores, 0..1): below it, timing noise dominates.
 BUSY_SHARE = 0.10
-SAMPLE_SECONDS = 0.5  # the sampler's period during training, and the window read at start
+# The sampler's period during training; before it, the window sampled at the start of training
+# when the setup since LoadMonitor's `since` mark was shorter (or no mark was given).
+SAMPLE_SECONDS = 0.5
 
 # OpenMP runtimes (PyTorch's libgomp, and Intel's libiomp where a build links it; TensorFlow's
 # and XLA's own pools ignore these) let idle threads sleep at once instead of spinning: a
@@ -190,10 +192,11 @@ class Contention:
 
 
 class LoadMonitor:
-    """`with LoadMonitor(threads) as monitor:` around training; `monitor.result` is then the
-    run's Contention. A daemon thread samples every SAMPLE_SECONDS /proc/stat and each
-    process's /proc/PID/cmdline (other_framework_processes): 0.9 ms of CPU per sample with 68
-    processes running (AMD EPYC, 2026-11-30), under 0.2% of one core."""
+    """`with LoadMonitor(threads, since=mark()) as monitor:` around training; `monitor.result`
+    is then the run's Contention, its load before training measured since `since`. A daemon
+    thread samples every SAMPLE_SECONDS /proc/stat and each process's /proc/PID/cmdline
+    (other_framework_processes): 0.9 ms of CPU per sample with 68 processes running (AMD EPYC,
+    2026-11-30), under 0.2% of one core."""
 
     def __init__(self, threads: int, since: Mark | None = None):
         self.threads = threads

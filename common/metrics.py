@@ -47,16 +47,26 @@ def score(logits: np.ndarray, labels: np.ndarray) -> Scores:
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     """The fraction of rows of `logits` (N, classes) whose argmax is the int label (N,):
-    sklearn.metrics.accuracy_score(labels, argmax) for 1-D labels."""
-    return float(np.mean(np.asarray(logits).argmax(axis=1) == np.asarray(labels)))
+    sklearn.metrics.accuracy_score(labels, argmax) for 1-D labels. Raises ValueError when the
+    counts differ."""
+    predicted, labels = np.asarray(logits).argmax(axis=1), np.asarray(labels)
+    if labels.shape != predicted.shape:
+        raise ValueError(f"logits of shape {np.shape(logits)} do not match labels {labels.shape}")
+    return float(np.mean(predicted == labels))
 
 
 def confusion(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
     """Rows: true class, columns: predicted class (the argmax of `logits` (N, classes)) of int
     `labels` (N,): an int64 array (num_classes, num_classes), sklearn.metrics.confusion_matrix
-    with labels=range(num_classes)."""
+    with labels=range(num_classes). Raises ValueError for labels or predictions outside the
+    classes."""
     predicted = np.asarray(logits).argmax(axis=1)
-    cells = np.asarray(labels, dtype=np.int64) * num_classes + predicted
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.ndim != 1 or len(labels) != len(predicted) or np.any(labels < 0) or np.any(
+            labels >= num_classes) or np.any(predicted >= num_classes):
+        raise ValueError(f"labels {labels.shape} and logits {np.shape(logits)} do not fit "
+                         f"{num_classes} classes")
+    cells = labels * num_classes + predicted
     return np.bincount(cells, minlength=num_classes * num_classes).reshape(num_classes,
                                                                            num_classes)
 

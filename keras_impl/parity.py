@@ -33,6 +33,7 @@ def precision(dtype: str) -> Iterator[None]:
     if x64:
         import jax
 
+        was_x64 = bool(jax.config.jax_enable_x64)
         jax.config.update("jax_enable_x64", True)
     keras.config.set_floatx(dtype)
     try:
@@ -40,7 +41,7 @@ def precision(dtype: str) -> Iterator[None]:
     finally:
         keras.config.set_floatx(previous)
         if x64:
-            jax.config.update("jax_enable_x64", False)
+            jax.config.update("jax_enable_x64", was_x64)
 
 
 def layer_outputs(arch: ArchSpec, input_shape, num_classes: int, weights,

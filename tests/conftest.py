@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +69,15 @@ SMALL = ("--framework", "both", "--epochs", "1", "--train-size", "200", "--no-pl
          "--threads", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test, and every process it starts, keeps decoded data and converted weights in a
+    folder of this session ($DLCV_CACHE_DIR), never in the user's ~/.cache/dlcv-compare."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ["DLCV_CACHE_DIR"] = str(folder)
+    return folder
+
+
 def built_once(tmp_path_factory: pytest.TempPathFactory, name: str,
                build: Callable[[Path], T]) -> T:
     """`build(folder)` once per test session. Under pytest-xdist the first worker that asks
@@ -84,8 +94,11 @@ def built_once(tmp_path_factory: pytest.TempPathFactory, name: str,
         result = root / "result.pickle"
         if result.is_file():
             return pickle.loads(result.read_bytes())
+        shutil.rmtree(root / "data", ignore_errors=True)  # what a failed build left
+        (root / "data").mkdir()
         value = build(root / "data")
-        result.write_bytes(pickle.dumps(value))
+        (root / "result.tmp").write_bytes(pickle.dumps(value))
+        (root / "result.tmp").replace(result)  # whole, or not there
         return value
 
 
@@ -125,7 +138,8 @@ def digits_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
 
 
 # Expensive shared fixtures (session-scoped; pytest.ini's --dist loadfile keeps a file's tests on
-# one worker, so each is built once per worker that needs it): a test that uses one is slow.
+# one worker, so each is built once per worker that needs it, or once per session through
+# built_once): a test that uses one is slow.
 SHARED_FIXTURES = ("parity", "runs", "small_runs", "digits_run", "sweep_run",
                    "built", "keras_resnet50v2", "path_weights", "behaviour", "cli_and_api",
                    "local_ray")

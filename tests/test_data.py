@@ -182,6 +182,7 @@ def test_registered_shape_and_classes_match_the_loader(tmp_path: Path, name: str
 
 
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(data.CACHE_DIR_ENV, raising=False)  # conftest sets one for the session
     assert data.default_cache_dir() == Path.home() / ".cache" / "dlcv-compare"
     monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "c"))
     assert data.default_cache_dir() == tmp_path / "c"

@@ -44,7 +44,8 @@ class SpecNet(nn.Module):
 
 def suite_optimizer(params: Iterable, lr: float, hp: dict) -> torch.optim.Optimizer:
     """skorch calls `optimizer(params, lr=net.lr, **optimizer__kwargs)`; this adapter hands the
-    suite's full hyperparameters to make_optimizer (which also picks the Keras-form Adam/RMSprop),
+    suite's full hyperparameters to make_optimizer (which also picks the Keras forms of SGD, Adam,
+    RMSprop, Adagrad and Adamax),
     with skorch's lr, which GridSearchCV sets."""
     return make_optimizer(params, {**hp, "lr": lr})
 
