@@ -29,13 +29,13 @@ def _evaluate(closure):
 
 class _KerasForm(torch.optim.Optimizer):
     """A per-parameter update rule written as Keras 3 computes it: `step` runs the closure
-    (torch.optim's contract) and applies `update` to every parameter that has a gradient, with
+    (torch.optim's contract) and applies `_update` to every parameter that has a gradient, with
     that parameter's state dict (empty on its first step) and its group's hyperparameters."""
 
     def __init__(self, params: Iterable, **hyperparameters: float | bool):
         super().__init__(params, hyperparameters)
 
-    def update(self, p: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
+    def _update(self, p: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
         raise NotImplementedError
 
     @torch.no_grad()
@@ -44,7 +44,7 @@ class _KerasForm(torch.optim.Optimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    self.update(p, p.grad, self.state[p], group)
+                    self._update(p, p.grad, self.state[p], group)
         return loss
 
 
@@ -57,7 +57,7 @@ class KerasFormSGD(_KerasForm):
     def __init__(self, params: Iterable, lr: float, momentum: float, nesterov: bool):
         super().__init__(params, lr=lr, momentum=momentum, nesterov=nesterov)
 
-    def update(self, p, g, state, group):
+    def _update(self, p, g, state, group):
         lr, m = group["lr"], group["momentum"]
         if m == 0:
             p.add_(g, alpha=-lr)
@@ -76,7 +76,7 @@ class KerasFormAdam(_KerasForm):
     def __init__(self, params: Iterable, lr: float, beta_1: float, beta_2: float, epsilon: float):
         super().__init__(params, lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
 
-    def update(self, p, g, state, group):
+    def _update(self, p, g, state, group):
         b1, b2 = group["beta_1"], group["beta_2"]
         if not state:
             state.update(step=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
@@ -94,7 +94,7 @@ class KerasFormRMSprop(_KerasForm):
     def __init__(self, params: Iterable, lr: float, rho: float, epsilon: float):
         super().__init__(params, lr=lr, rho=rho, epsilon=epsilon)
 
-    def update(self, p, g, state, group):
+    def _update(self, p, g, state, group):
         v = state.setdefault("v", torch.zeros_like(p))
         v.mul_(group["rho"]).addcmul_(g, g, value=1 - group["rho"])
         p.addcdiv_(g, v.add(group["epsilon"]).sqrt_(), value=-group["lr"])
@@ -109,7 +109,7 @@ class KerasFormAdagrad(_KerasForm):
     def __init__(self, params: Iterable, lr: float, initial_accumulator: float, epsilon: float):
         super().__init__(params, lr=lr, initial_accumulator=initial_accumulator, epsilon=epsilon)
 
-    def update(self, p, g, state, group):
+    def _update(self, p, g, state, group):
         a = state.setdefault("sum", torch.full_like(p, group["initial_accumulator"]))
         a.addcmul_(g, g)
         p.addcdiv_(g, a.add(group["epsilon"]).sqrt_(), value=-group["lr"])
@@ -124,7 +124,7 @@ class KerasFormAdamax(_KerasForm):
     def __init__(self, params: Iterable, lr: float, beta_1: float, beta_2: float, epsilon: float):
         super().__init__(params, lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
 
-    def update(self, p, g, state, group):
+    def _update(self, p, g, state, group):
         b1, b2 = group["beta_1"], group["beta_2"]
         if not state:
             state.update(step=0, m=torch.zeros_like(p), u=torch.zeros_like(p))
