@@ -178,10 +178,12 @@ def test_exclusive_runs_one_job_per_node_at_a_time(local_ray, tmp_path):
 
 
 def test_ctrl_c_cancels_running_jobs_and_keeps_finished_records(local_ray, tmp_path):
-    jobs = [standin_job(tmp_path, "quick"), standin_job(tmp_path, "slow", sleep=60)]
+    # "slow" outlives any wait for "quick" (on a loaded machine a Ray worker can take a minute
+    # to start): the interrupt always comes while it runs, and cancelling it costs nothing
+    jobs = [standin_job(tmp_path, "quick"), standin_job(tmp_path, "slow", sleep=900)]
 
     def interrupt_when_quick_is_done() -> None:  # Ctrl-C in the driver, once one job finished
-        for _ in range(600):
+        for _ in range(3000):
             if (tmp_path / "record-quick.json").exists():
                 break
             time.sleep(0.1)
