@@ -1,6 +1,7 @@
 """Keras on each of its backends (tensorflow, jax, torch) runs the same keras_impl code: it
 trains an epoch on the same batches in the same order as PyTorch to PyTorch's loss and logits,
-predicts, and a JAX or PyTorch-backend process never loads TensorFlow.
+predicts, and a JAX or PyTorch-backend process never loads TensorFlow (nor any Keras process
+scikit-learn or pandas).
 
 A backend is fixed per process (KERAS_BACKEND), so each runs in its own `python -c` process, as
 common.worker runs them, and all of them at once (one thread each). tests/test_parity.py checks
@@ -73,6 +74,7 @@ augmented = train.make_trainer(config(("flip", "crop", "contrast")), data, None,
 aug_loss, _ = augmented.train_epoch(data.x_train, data.y_train, epoch_order(96, 0, 1))
 result["augmented"] = [aug_loss, bool(np.isfinite(augmented.predict(data.x_test)).all())]
 result["tensorflow_loaded"] = "tensorflow" in sys.modules
+result["unused_loaded"] = sorted(m for m in ("sklearn", "pandas") if m in sys.modules)
 np.savez({out!r}, **arrays)
 print(json.dumps(result))
 """
@@ -133,6 +135,9 @@ def test_setup_facts_name_the_backend_and_only_jax_and_torch_skip_tensorflow(run
     assert result["device"] == "cpu"
     # the control: the tensorflow backend's process has TensorFlow, so the check can fail
     assert result["tensorflow_loaded"] == (backend == "tensorflow")
+    # Keras imports scikit-learn and pandas for features the suite does not use (1 s of every
+    # Keras process's start): keras_impl imports Keras without them
+    assert result["unused_loaded"] == []
     if backend == "tensorflow":  # the records of Keras on TensorFlow keep their facts
         assert facts["compiled"] == "XLA off (determinism)"
         assert set(facts) == {"framework", "keras", "keras_backend", "tensorflow",
