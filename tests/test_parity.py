@@ -367,7 +367,7 @@ def test_check_parity_prints_the_proof_without_data(tmp_path):
     assert "keras: every layer's output agrees within 1e-09." in proc.stdout
     assert "keras-torch: the first layer whose output differs is layer-table row" in proc.stdout
     mnist = TASKS["mnist"]
-    params = count_params(get_preset(mnist.model), mnist.input_shape, mnist.num_classes)
+    params = count_params(get_preset("digits_cnn"), mnist.input_shape, mnist.num_classes)
     assert f"params torch {params:,}, keras {params:,}, keras-torch {params:,}" in proc.stdout
     assert not (tmp_path / "empty").exists() or not any((tmp_path / "empty").rglob("*.gz"))
 

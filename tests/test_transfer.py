@@ -96,21 +96,25 @@ out = {{}}
 for name in BACKBONES:
     spec = TransferSpec(name, "none", 32)
     model = TransferModel(spec, (32, 32, 3), num_classes=10, seed=0, shared_init=True)
-    features = model.features(np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32))
     out[name] = {{"params": model.params, "blocks": count_blocks(name, model),
-                 "top_block_trainable": model.freeze(1), "feature_dim": features.shape[1]}}
+                 "top_block_trainable": model.freeze(1), "feature_dim": feature_dim(model)}}
 print(json.dumps(out))
 """
 
 
 @pytest.fixture(scope="session")
 def built() -> dict[str, dict]:
+    # Keras: the feature model's output shape (its predict would compile a graph per backbone,
+    # 5 s in all; test_two_phases_end_to_end_report_feature_agreement runs features())
     keras = _BUILD_ALL.format(fw="keras", threads=THREADS["keras"], blocks=(
         "from keras_impl.transfer import block_index\n"
         "def count_blocks(name, model):\n"
-        "    return len({block_index(name, l.name) for l in model.base.layers if l.weights})"))
+        "    return len({block_index(name, l.name) for l in model.base.layers if l.weights})\n"
+        "def feature_dim(model):\n    return model.feature_model.output_shape[-1]"))
     torch = _BUILD_ALL.format(fw="torch", threads=THREADS["torch"], blocks=(
-        "def count_blocks(name, model):\n    return len(model.net.base)"))
+        "def count_blocks(name, model):\n    return len(model.net.base)\n"
+        "def feature_dim(model):\n"
+        "    return model.features(np.zeros((2, 32, 32, 3), np.float32)).shape[1]"))
     return {fw: json.loads(run_python(code).strip().splitlines()[-1])
             for fw, code in (("keras", keras), ("torch", torch))}
 
