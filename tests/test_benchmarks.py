@@ -1,0 +1,53 @@
+"""The throughput benchmark's parent side (no framework): which networks `--models` names, and
+how its table turns records into rates against the peak."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+from conftest import ROOT
+
+from common.specs import PRESETS
+from common.transfer import BACKBONES
+
+spec = importlib.util.spec_from_file_location("throughput", ROOT / "benchmarks" / "throughput.py")
+throughput = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(throughput)
+
+
+def test_models_name_the_presets_the_backbones_or_both():
+    assert throughput.model_names("presets") == list(PRESETS)
+    backbones = throughput.model_names("transfer")
+    assert backbones == [f"transfer:{b}" for b in BACKBONES]
+    assert throughput.model_names("all") == list(PRESETS) + backbones
+    assert throughput.model_names("mlp,transfer:vgg16") == ["mlp", "transfer:vgg16"]
+    with pytest.raises(SystemExit, match="transfer:vgg19: backbones are mobilenetv2"):
+        throughput.model_names("transfer:vgg19")
+
+
+def row(framework: str, flops: float | None, busy: bool = False, **extra) -> dict:
+    return {"model": "transfer:vgg16", "phase": "fine-tune", "image_size": 96,
+            "framework": framework, "mode": "fast", "precision": "float32", "images": 192,
+            "train_img_s": 100.0, "infer_img_s": 400.0, "busy": busy,
+            "train_gflop_per_image": flops, **extra}
+
+
+def test_a_backbone_row_takes_pytorchs_flop_count_for_its_network_and_phase(tmp_path):
+    meta = {"cpu": "Test CPU", "flags": ["avx512f"], "threads": 2, "date": "2026-12-01",
+            "batch_size": 64, "rounds": 2, "gflop": 400.0, "peak_gflop_s": {"float32": 200.0},
+            "peak_gflop_s_by_framework": {"float32": {"keras": 200.0, "torch": 180.0}}}
+    rows = [row("torch", 1.0), row("keras", None), row("keras", None, busy=True),
+            row("keras", None, phase="head")]  # no PyTorch row of the head phase
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = throughput.render(tmp_path)
+    assert "(a backbone: 192 images)" in text
+    assert "float32 200 GFLOP/s (keras 200, torch 180)" in text
+    lines = [line for line in text.splitlines() if line.startswith("| vgg16")]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    assert cells[0][0] == "vgg16 96px, fine-tune" and cells[0][6:] == ["100.0", "50%"]
+    assert cells[1][1] == "keras" and cells[1][6:] == ["100.0", "50%"]  # PyTorch's count
+    assert cells[2][4:] == ["busy"] * 4
+    assert cells[3][0] == "vgg16 96px, head" and cells[3][6:] == ["n/a", "n/a"]
