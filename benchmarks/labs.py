@@ -55,6 +55,16 @@ LABS = {
          "--framework", "both", "--no-plots"),
         "test accuracy 69.20% (its #1 63.57%, lr 1e-3 batch 32 10 epochs; #2 67.93%, lr 1e-3 "
         "batch 256 4 epochs)"),
+    "cifar10-bfloat16": Lab(
+        "The suite's CIFAR-10 lab command (cifar10_cnn, SGD lr 0.01 momentum 0.9, batch 64, 20 "
+        "epochs, 45,000 / 5,000, the best validation epoch's weights) in mixed bfloat16 "
+        "(Keras' mixed_bfloat16 policy; torch.autocast to bfloat16), reference mode: what "
+        "bfloat16 costs in accuracy against the same command in float32.",
+        ("--task", "cifar10", "--precision", "mixed_bfloat16", "--framework", "both",
+         "--no-plots"),
+        "the same command in float32 (2026-11-24, 2-core AMD EPYC; its records were not kept): "
+        "test accuracy 0.7643 (Keras), 0.7660 (PyTorch), best epochs 9 and 8",
+        columns="framework,precision,best_epoch,test_accuracy,test_loss,train_seconds"),
 }
 
 
