@@ -6,6 +6,8 @@ would see a side that ignored it)."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from common.errors import UserError
@@ -13,6 +15,7 @@ from common.frameworks import REFERENCE, installed, is_keras
 from common.optim import resolve_optimizer
 from common.parity import TOLERANCE, case_to_dict
 from common.specs import get_preset
+from conftest import ROOT
 
 UNDER_TEST = (REFERENCE, *(f for f in installed() if is_keras(f)))
 SETTINGS = {
@@ -57,3 +60,42 @@ def test_settings_an_optimizer_lacks_are_refused():
     with pytest.raises(UserError, match="--beta-1 0.9 is out of range|--beta-1 1 is out"):
         resolve_optimizer("adam", beta_1=1.0)
     assert resolve_optimizer("adam")["l2"] == 0.0
+
+
+_ALLOCATIONS = """
+import json, torch
+from common.optim import resolve_optimizer
+from torch_impl.optim import make_optimizer
+counts = {}
+for name in ("sgd", "adam", "rmsprop", "adagrad", "adamax", "adadelta", "nadam"):
+    w = torch.nn.Parameter(torch.ones(4, 3))
+    opt = make_optimizer([w], resolve_optimizer(name, **({"momentum": 0.9} if name == "sgd" else {})))
+    calls = []
+    def step():
+        w.grad = torch.full_like(w, 0.5)
+        opt.step()
+    step()
+    originals = {f: getattr(torch, f) for f in ("zeros_like", "full_like", "ones_like")}
+    for f, original in originals.items():
+        setattr(torch, f, lambda *a, _f=original, **k: calls.append(1) or _f(*a, **k))
+    step(); step()
+    for f, original in originals.items():
+        setattr(torch, f, original)
+    counts[name] = len(calls) - 2  # the two gradients the steps set
+print(json.dumps(counts))
+"""
+
+
+def test_torch_optimizer_state_is_allocated_on_the_first_step_only():
+    """The PyTorch optimizers build their state tensors (velocity, moments, accumulators) once:
+    a later step that built a new parameter-sized tensor per parameter (e.g. the argument of
+    `state.setdefault("v", torch.zeros_like(p))`) would add a memory pass per step that the
+    Keras side does not make, and PyTorch's times would carry it (12% on vgg_block)."""
+    import json
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", _ALLOCATIONS], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert counts == {name: 0 for name in counts}, counts
