@@ -365,7 +365,8 @@ def goals(folder: Path) -> str:
     """The goals table of the records in `folder`: per network (at least GOAL_MODEL's training
     FLOPs per image) and precision, each framework's best mode's img/s and share of the peak,
     and the ratio of the frameworks' best; 'yes'/'no' against GOAL_PEAK_SHARE and GOAL_RATIO.
-    Busy rows are left out."""
+    Busy rows are left out; a network and precision with a framework measured only while busy
+    says which, and gets no ratio verdict."""
     import pandas as pd
 
     meta = json.loads((folder / "meta.json").read_text())
@@ -374,16 +375,23 @@ def goals(folder: Path) -> str:
                if r["train_gflop_per_image"] is not None}
     floor = counted.get(GOAL_MODEL, 0.0)
     best: dict[tuple[str, str], dict[str, dict]] = {}
+    frameworks: dict[tuple[str, str], set[str]] = {}
     for r in rows:
-        if r["busy"] or counted.get(_label(r), 0.0) < floor or _label(r) not in counted:
+        if counted.get(_label(r), 0.0) < floor or _label(r) not in counted:
             continue
+        frameworks.setdefault((_label(r), r["precision"]), set()).add(r["framework"])
         per_framework = best.setdefault((_label(r), r["precision"]), {})
+        if r["busy"]:
+            continue
         if r["train_img_s"] > per_framework.get(r["framework"], {}).get("train_img_s", 0):
             per_framework[r["framework"]] = r
     table = []
     for (label, precision), per_framework in best.items():
         peak_flops = meta["peak_gflop_s"][precision]
         rates = {fw: r["train_img_s"] for fw, r in per_framework.items()}
+        missing = sorted(frameworks[label, precision] - set(rates))
+        if not rates:
+            continue
         shares = {fw: rate * counted[label] / peak_flops for fw, rate in rates.items()}
         ratio = max(rates.values()) / min(rates.values())
         table.append({
@@ -394,8 +402,10 @@ def goals(folder: Path) -> str:
             f">= {GOAL_PEAK_SHARE:g} of peak": "yes" if min(shares.values()) >= GOAL_PEAK_SHARE
             else "no: " + ", ".join(fw for fw in sorted(shares)
                                     if shares[fw] < GOAL_PEAK_SHARE),
-            "fastest / slowest": f"{ratio:.2f}x",
-            f"within {GOAL_RATIO:g}x": "yes" if ratio <= GOAL_RATIO else "no"})
+            "fastest / slowest": f"n/a: {', '.join(missing)} busy" if missing
+            else f"{ratio:.2f}x",
+            f"within {GOAL_RATIO:g}x": "n/a" if missing
+            else "yes" if ratio <= GOAL_RATIO else "no"})
     return pd.DataFrame(table).to_markdown(index=False)
 
 

@@ -51,3 +51,22 @@ def test_a_backbone_row_takes_pytorchs_flop_count_for_its_network_and_phase(tmp_
     assert cells[1][1] == "keras" and cells[1][6:] == ["100.0", "50%"]  # PyTorch's count
     assert cells[2][4:] == ["busy"] * 4
     assert cells[3][0] == "vgg16 96px, head" and cells[3][6:] == ["n/a", "n/a"]
+
+
+def test_goals_give_no_ratio_verdict_where_a_framework_was_busy(tmp_path):
+    def preset(model: str, framework: str, rate: float, busy: bool = False) -> dict:
+        fields = {k: v for k, v in row(framework, 2.0, busy).items()
+                  if k not in ("phase", "image_size")}
+        return {**fields, "model": model, "train_img_s": rate}
+
+    meta = {"peak_gflop_s": {"float32": 200.0}}
+    rows = [preset("vgg_block", "torch", 80.0), preset("vgg_block", "keras", 100.0),
+            preset("cifar10_cnn", "torch", 50.0), preset("cifar10_cnn", "keras", 10.0, True)]
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lines = throughput.goals(tmp_path).splitlines()[2:]
+    cells = {c[0]: c for c in ([x.strip() for x in line.strip("|").split("|")] for line in lines)}
+    assert cells["vgg_block"][2:] == ["keras fast 100 (100%); torch fast 80 (80%)", "yes",
+                                      "1.25x", "yes"]
+    assert cells["cifar10_cnn"][2:] == ["torch fast 50 (50%)", "no: torch", "n/a: keras busy",
+                                        "n/a"]
