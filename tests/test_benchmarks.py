@@ -70,3 +70,20 @@ def test_goals_give_no_ratio_verdict_where_a_framework_was_busy(tmp_path):
                                       "1.25x", "yes"]
     assert cells["cifar10_cnn"][2:] == ["torch fast 50 (50%)", "no: torch", "n/a: keras busy",
                                         "n/a"]
+
+
+def test_onednn_summary_sums_the_profiled_epochs_primitives():
+    spec = importlib.util.spec_from_file_location("profile_step",
+                                                  ROOT / "benchmarks" / "profile_step.py")
+    profile_step = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(profile_step)
+    conv = ("onednn_verbose,1.0,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core,"
+            "forward_training,src:f32,,alg:convolution_direct,mb64_ic3oc16,{ms}")
+    log = "\n".join([conv.format(ms=100.0), "PROFILE START", conv.format(ms=2.5),
+                     "onednn_verbose,1.0,primitive,create:cache_miss,cpu,convolution,x,y,z,9.0",
+                     conv.format(ms=1.5), "PROFILE END", conv.format(ms=50.0)])
+    lines = profile_step.onednn_summary(log).splitlines()
+    assert lines[0] == "oneDNN total 4.0 ms"
+    assert lines[1].split() == ["4.0", "ms", "2x", "convolution", "|", "brg_conv_fwd:avx512_core",
+                                "|", "forward_training", "|", "mb64_ic3oc16"]
+    assert len(lines) == 2
