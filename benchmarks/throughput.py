@@ -366,7 +366,7 @@ def goals(folder: Path) -> str:
     FLOPs per image) and precision, each framework's best mode's img/s and share of the peak,
     and the ratio of the frameworks' best; 'yes'/'no' against GOAL_PEAK_SHARE and GOAL_RATIO.
     Busy rows are left out; a network and precision with a framework measured only while busy
-    says which, and gets no ratio verdict."""
+    says which, and gets no verdict that needs that framework."""
     import pandas as pd
 
     meta = json.loads((folder / "meta.json").read_text())
@@ -391,6 +391,11 @@ def goals(folder: Path) -> str:
         rates = {fw: r["train_img_s"] for fw, r in per_framework.items()}
         missing = sorted(frameworks[label, precision] - set(rates))
         if not rates:
+            table.append({"model": label, "precision": precision,
+                          "best mode, img/s (share of peak)": "n/a: every row busy",
+                          f">= {GOAL_PEAK_SHARE:g} of peak": "n/a",
+                          "fastest / slowest": f"n/a: {', '.join(missing)} busy",
+                          f"within {GOAL_RATIO:g}x": "n/a"})
             continue
         shares = {fw: rate * counted[label] / peak_flops for fw, rate in rates.items()}
         ratio = max(rates.values()) / min(rates.values())

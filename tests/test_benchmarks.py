@@ -61,7 +61,8 @@ def test_goals_give_no_ratio_verdict_where_a_framework_was_busy(tmp_path):
 
     meta = {"peak_gflop_s": {"float32": 200.0}}
     rows = [preset("vgg_block", "torch", 80.0), preset("vgg_block", "keras", 100.0),
-            preset("cifar10_cnn", "torch", 50.0), preset("cifar10_cnn", "keras", 10.0, True)]
+            preset("cifar10_cnn", "torch", 50.0), preset("cifar10_cnn", "keras", 10.0, True),
+            preset("whale_cnn", "torch", 50.0, True), preset("whale_cnn", "keras", 10.0, True)]
     (tmp_path / "meta.json").write_text(json.dumps(meta))
     (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     lines = throughput.goals(tmp_path).splitlines()[2:]
@@ -70,6 +71,8 @@ def test_goals_give_no_ratio_verdict_where_a_framework_was_busy(tmp_path):
                                       "1.25x", "yes"]
     assert cells["cifar10_cnn"][2:] == ["torch fast 50 (50%)", "no: torch", "n/a: keras busy",
                                         "n/a"]
+    assert cells["whale_cnn"][2:] == ["n/a: every row busy", "n/a", "n/a: keras, torch busy",
+                                      "n/a"]
 
 
 def test_onednn_summary_sums_the_profiled_epochs_primitives():
